@@ -1,0 +1,166 @@
+//! The iteration plan: a walk over the elements of arrays that share one
+//! shape, in an order that reads the input as contiguously as possible.
+
+/// Axes reordered, flipped and merged so that the walk is a sequence of
+/// runs along the innermost axis. Every operand is addressed by a byte
+/// offset from its base pointer; each element index is visited once.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    shape: Vec<usize>,
+    base: Vec<isize>,
+    /// `strides[op][axis]`, in bytes.
+    strides: Vec<Vec<isize>>,
+    len: usize,
+}
+
+impl Plan {
+    /// Plans a walk over `shape` for operands with the given byte strides.
+    /// Operand 0 leads: axes are ordered by its strides (largest outside),
+    /// and axes where it runs backwards are flipped for every operand, so a
+    /// reversed or Fortran-ordered input is still read front to back.
+    pub fn new(shape: &[usize], strides: &[&[isize]]) -> Plan {
+        let len = shape.iter().product();
+        let nops = strides.len();
+        let mut axes: Vec<usize> = (0..shape.len()).filter(|&d| shape[d] != 1).collect();
+        let mut base = vec![0isize; nops];
+        // Flip the axes the lead operand walks backwards.
+        let mut st: Vec<Vec<isize>> = strides.iter().map(|s| s.to_vec()).collect();
+        for &d in &axes {
+            if st[0][d] < 0 {
+                for (op, s) in st.iter_mut().enumerate() {
+                    base[op] += (shape[d] as isize - 1) * s[d];
+                    s[d] = -s[d];
+                }
+            }
+        }
+        axes.sort_by_key(|&d| std::cmp::Reverse(st[0][d]));
+        let mut plan_shape: Vec<usize> = Vec::with_capacity(axes.len());
+        let mut plan_strides: Vec<Vec<isize>> = vec![Vec::with_capacity(axes.len()); nops];
+        for &d in &axes {
+            let mergeable = plan_shape.last().is_some()
+                && (0..nops).all(|op| *plan_strides[op].last().unwrap() == st[op][d] * shape[d] as isize);
+            if mergeable {
+                *plan_shape.last_mut().unwrap() *= shape[d];
+                for op in 0..nops {
+                    *plan_strides[op].last_mut().unwrap() = st[op][d];
+                }
+            } else {
+                plan_shape.push(shape[d]);
+                for op in 0..nops {
+                    plan_strides[op].push(st[op][d]);
+                }
+            }
+        }
+        if plan_shape.is_empty() {
+            plan_shape.push(1);
+            for s in &mut plan_strides {
+                s.push(0);
+            }
+        }
+        Plan { shape: plan_shape, base, strides: plan_strides, len }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Byte stride of each operand along the innermost axis.
+    pub fn inner_strides(&self) -> Vec<isize> {
+        self.strides.iter().map(|s| *s.last().unwrap()).collect()
+    }
+
+    /// Calls `f(offsets, n)` for each run of `n` consecutive elements along
+    /// the innermost axis, covering element indices `lo..hi` in order;
+    /// `offsets[op]` is the byte offset of the run's first element.
+    pub fn for_each_run<E>(
+        &self,
+        lo: usize,
+        hi: usize,
+        mut f: impl FnMut(&[isize], usize) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let nd = self.shape.len();
+        let mut index = vec![0usize; nd];
+        let mut rest = lo;
+        for d in (0..nd).rev() {
+            index[d] = rest % self.shape[d];
+            rest /= self.shape[d];
+        }
+        let mut offsets: Vec<isize> = self
+            .strides
+            .iter()
+            .zip(&self.base)
+            .map(|(s, b)| b + index.iter().zip(s).map(|(&i, &s)| i as isize * s).sum::<isize>())
+            .collect();
+        let inner = self.shape[nd - 1];
+        let mut pos = lo;
+        while pos < hi {
+            let n = (inner - index[nd - 1]).min(hi - pos);
+            f(&offsets, n)?;
+            pos += n;
+            index[nd - 1] += n;
+            for (o, s) in offsets.iter_mut().zip(&self.strides) {
+                *o += n as isize * s[nd - 1];
+            }
+            let mut d = nd - 1;
+            while d > 0 && index[d] == self.shape[d] {
+                index[d] = 0;
+                index[d - 1] += 1;
+                for (o, s) in offsets.iter_mut().zip(&self.strides) {
+                    *o += s[d - 1] - self.shape[d] as isize * s[d];
+                }
+                d -= 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runs(plan: &Plan, lo: usize, hi: usize) -> Vec<(Vec<isize>, usize)> {
+        let mut out = Vec::new();
+        plan.for_each_run::<()>(lo, hi, |o, n| {
+            out.push((o.to_vec(), n));
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn contiguous_arrays_merge_into_one_run() {
+        let p = Plan::new(&[3, 4, 5], &[&[80, 20, 4], &[20, 5, 1]]);
+        assert_eq!(runs(&p, 0, 60), vec![(vec![0, 0], 60)]);
+        assert_eq!(runs(&p, 7, 19), vec![(vec![28, 7], 12)]);
+    }
+
+    #[test]
+    fn fortran_and_reversed_inputs_are_read_forwards() {
+        // A (2, 3) Fortran-ordered float32 input with a C-ordered output.
+        let p = Plan::new(&[2, 3], &[&[4, 8], &[12, 4]]);
+        assert_eq!(runs(&p, 0, 6), vec![(vec![0, 0], 2), (vec![8, 4], 2), (vec![16, 8], 2)]);
+        // A reversed input: the output is walked backwards instead.
+        let p = Plan::new(&[4], &[&[-8], &[8]]);
+        assert_eq!(runs(&p, 0, 4), vec![(vec![-24, 24], 4)]);
+        assert_eq!(p.inner_strides(), vec![8, -8]);
+    }
+
+    #[test]
+    fn broadcast_operands_split_runs_at_rows() {
+        // (3, 2) input with a per-column weight of stride (0, 8).
+        let p = Plan::new(&[3, 2], &[&[16, 8], &[0, 8]]);
+        assert_eq!(runs(&p, 1, 6), vec![(vec![8, 8], 1), (vec![16, 0], 2), (vec![32, 0], 2)]);
+    }
+
+    #[test]
+    fn zero_dimensional_and_unit_axes() {
+        let p = Plan::new(&[], &[&[], &[]]);
+        assert_eq!(p.len(), 1);
+        assert_eq!(runs(&p, 0, 1), vec![(vec![0, 0], 1)]);
+        let p = Plan::new(&[1, 5, 1], &[&[99, 4, 7]]);
+        assert_eq!(runs(&p, 0, 5), vec![(vec![0], 5)]);
+    }
+}

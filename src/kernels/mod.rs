@@ -1,0 +1,168 @@
+//! The pure-Rust core: loss and gradient kernels over strided arrays.
+//!
+//! A call describes its arrays as [`ArrayRef`]/[`ArrayMut`] (any element
+//! type of [`DType`], any strides), and [`loss`] walks them once: operands
+//! are converted block by block into small buffers of the compute type
+//! (`f32` for float16/float32 input, `f64` otherwise), the math runs on the
+//! buffers, and results are summed in float64 or written out.
+
+mod array;
+mod elem;
+mod layout;
+mod logits;
+mod math;
+mod parallel;
+mod probs;
+mod reduce;
+
+pub use array::{ArrayMut, ArrayRef, c_strides};
+pub use elem::{Bool8, DType};
+pub use parallel::{CHUNK, PARALLEL_MIN_LEN, default_num_threads, num_threads, set_num_threads};
+pub use reduce::ExactSum;
+
+use math::Real;
+use parallel::{BlockOp, NIN, Operands, drive};
+use std::fmt;
+
+/// Why a kernel call did not run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum KernelError {
+    /// An operand's shape differs from the input's.
+    Shape { name: &'static str, shape: Vec<usize>, expected: Vec<usize> },
+    /// An output array is not float16, float32 or float64.
+    OutputDType(DType),
+    /// An output overlaps itself, another output, or part of an input.
+    Overlap(String),
+    /// A view that does not fit the memory it was made from.
+    BadLayout(String),
+    /// `binary_cross_entropy` got an input outside [0, 1] or NaN.
+    InputOutOfRange,
+    /// `binary_cross_entropy` got a target outside [0, 1] or NaN.
+    TargetOutOfRange,
+    /// A thread count below 1.
+    ThreadCount(usize),
+    /// The thread pool could not be started.
+    ThreadPool(String),
+}
+
+impl fmt::Display for KernelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KernelError::Shape { name, shape, expected } => {
+                write!(f, "{name} has shape {shape:?}, but input has shape {expected:?}")
+            }
+            KernelError::OutputDType(d) => write!(f, "outputs must be float16, float32 or float64, not {}", d.name()),
+            KernelError::Overlap(what) => write!(f, "{what}"),
+            KernelError::BadLayout(what) => write!(f, "bad array layout: {what}"),
+            KernelError::InputOutOfRange => write!(f, "all elements of input should be between 0 and 1"),
+            KernelError::TargetOutOfRange => write!(f, "all elements of target should be between 0 and 1"),
+            KernelError::ThreadCount(n) => write!(f, "the number of threads must be at least 1, got {n}"),
+            KernelError::ThreadPool(e) => write!(f, "could not start the thread pool: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for KernelError {}
+
+/// Which binary cross-entropy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loss {
+    /// On logits (`binary_cross_entropy_with_logits`).
+    Logits,
+    /// On probabilities (`binary_cross_entropy`); `pos_weight` is ignored.
+    Probabilities,
+}
+
+/// One loss call: what to read, and what to produce.
+#[derive(Debug)]
+pub struct LossRequest<'a> {
+    pub loss: Loss,
+    pub input: ArrayRef<'a>,
+    pub target: ArrayRef<'a>,
+    /// Same shape as `input` (broadcast with zero strides).
+    pub weight: Option<ArrayRef<'a>>,
+    pub pos_weight: Option<ArrayRef<'a>>,
+    /// Elementwise factor of the gradient (`reduction="none"`).
+    pub grad_output: Option<ArrayRef<'a>>,
+    /// Scalar factor of every gradient element.
+    pub grad_scale: f64,
+    /// Return the float64 sum of the loss elements.
+    pub sum: bool,
+    /// Receives the loss elements.
+    pub loss_out: Option<ArrayMut<'a>>,
+    /// Receives the gradient elements.
+    pub grad_out: Option<ArrayMut<'a>>,
+}
+
+impl<'a> LossRequest<'a> {
+    /// A request for the float64 sum of the loss, and nothing else yet.
+    pub fn new(loss: Loss, input: ArrayRef<'a>, target: ArrayRef<'a>) -> Self {
+        LossRequest {
+            loss,
+            input,
+            target,
+            weight: None,
+            pos_weight: None,
+            grad_output: None,
+            grad_scale: 1.0,
+            sum: true,
+            loss_out: None,
+            grad_out: None,
+        }
+    }
+}
+
+/// Whether `dtype` input is computed in `f32` (float16 and float32) or `f64`.
+pub fn computes_in_f32(dtype: DType) -> bool {
+    matches!(dtype, DType::F16 | DType::F32)
+}
+
+fn run<C: Real>(req: &LossRequest<'_>) -> Result<f64, KernelError> {
+    let value = req.sum || req.loss_out.is_some();
+    let grad = req.grad_out.is_some();
+    let pos_weight = if req.loss == Loss::Logits { req.pos_weight.as_ref() } else { None };
+    let ops = Operands {
+        ins: [Some(&req.input), Some(&req.target), req.weight.as_ref(), pos_weight, req.grad_output.as_ref()],
+        outs: [req.loss_out.as_ref(), req.grad_out.as_ref()],
+    };
+    let scale = C::from_f64(req.grad_scale);
+    match req.loss {
+        Loss::Logits => drive(&ops, &logits::Logits { value, grad, scale }, req.sum),
+        Loss::Probabilities => {
+            // Validate everything before writing over an input.
+            let in_place = ops.outs.iter().flatten().any(|o| o.ptr as *const u8 == req.input.ptr || o.ptr as *const u8 == req.target.ptr);
+            if in_place {
+                let check = Operands { ins: [Some(&req.input), Some(&req.target), None, None, None], outs: [None, None] };
+                drive::<C, _>(&check, &probs::CheckRange, false)?;
+            }
+            drive(&ops, &probs::Probabilities { value, grad, scale }, req.sum)
+        }
+    }
+}
+
+/// Runs a loss call; returns the float64 sum of the loss elements if
+/// `req.sum` (else 0). The sum is bitwise the same for any thread count.
+pub fn loss(req: &LossRequest<'_>) -> Result<f64, KernelError> {
+    if computes_in_f32(req.input.dtype()) { run::<f32>(req) } else { run::<f64>(req) }
+}
+
+struct Sigmoid;
+
+impl<C: Real> BlockOp<C> for Sigmoid {
+    fn apply(&self, ins: [&[C]; NIN], value: &mut [C], _grad: &mut [C]) -> Result<(), KernelError> {
+        for (v, &x) in value.iter_mut().zip(ins[0]) {
+            *v = math::sigmoid_pair(x, math::exp_neg_abs(x)).0;
+        }
+        Ok(())
+    }
+}
+
+/// Writes the logistic sigmoid of `input` into `out`.
+pub fn sigmoid(input: &ArrayRef<'_>, out: &ArrayMut<'_>) -> Result<(), KernelError> {
+    let ops = Operands { ins: [Some(input), None, None, None, None], outs: [Some(out), None] };
+    if computes_in_f32(input.dtype()) {
+        drive::<f32, _>(&ops, &Sigmoid, false).map(drop)
+    } else {
+        drive::<f64, _>(&ops, &Sigmoid, false).map(drop)
+    }
+}
