@@ -185,6 +185,9 @@ impl<'a> ArrayMut<'a> {
     /// axes by stride, each stride must step over everything the smaller
     /// axes span; this is sufficient (as NumPy's own quick check).
     fn overlaps_itself(&self) -> bool {
+        if self.shape.contains(&0) {
+            return false;
+        }
         let mut axes: Vec<(usize, usize)> = self
             .shape
             .iter()
@@ -224,7 +227,7 @@ pub(crate) fn check_outputs(inputs: &[&ArrayRef<'_>], outputs: &[&ArrayMut<'_>])
             return Err(KernelError::OutputDType(out.dtype));
         }
         if out.overlaps_itself() {
-            return Err(KernelError::Overlap("an output array overlaps itself".into()));
+            return Err(KernelError::OutputOverlapsItself);
         }
         for other in &outputs[..i] {
             if ranges_meet(out.extent(), out.ptr, other.extent(), other.ptr) {
@@ -354,6 +357,8 @@ mod tests {
         assert!(bad.overlaps_itself());
         let broadcast = ArrayMut::strided(&mut data, 0, &[3, 4], &[0, 1]).unwrap();
         assert!(broadcast.overlaps_itself());
+        let empty = ArrayMut::strided(&mut data, 0, &[0, 4], &[0, 0]).unwrap();
+        assert!(!empty.overlaps_itself());
     }
 
     #[test]

@@ -31,8 +31,11 @@ pub enum KernelError {
     Shape { name: &'static str, shape: Vec<usize>, expected: Vec<usize> },
     /// An output array is not float16, float32 or float64.
     OutputDType(DType),
-    /// An output overlaps itself, another output, or part of an input.
+    /// An output overlaps another output, or part of an input without
+    /// being that array (a caller can retry with a fresh output).
     Overlap(String),
+    /// Two indices of an output address the same bytes.
+    OutputOverlapsItself,
     /// A view that does not fit the memory it was made from.
     BadLayout(String),
     /// `binary_cross_entropy` got an input outside [0, 1] or NaN.
@@ -53,6 +56,9 @@ impl fmt::Display for KernelError {
             }
             KernelError::OutputDType(d) => write!(f, "outputs must be float16, float32 or float64, not {}", d.name()),
             KernelError::Overlap(what) => write!(f, "{what}"),
+            KernelError::OutputOverlapsItself => {
+                write!(f, "out has elements that share memory (a broadcast or overlapping view); pass an array whose elements are distinct")
+            }
             KernelError::BadLayout(what) => write!(f, "bad array layout: {what}"),
             KernelError::InputOutOfRange => write!(f, "all elements of input should be between 0 and 1"),
             KernelError::TargetOutOfRange => write!(f, "all elements of target should be between 0 and 1"),
@@ -166,3 +172,6 @@ pub fn sigmoid(input: &ArrayRef<'_>, out: &ArrayMut<'_>) -> Result<(), KernelErr
         drive::<f64, _>(&ops, &Sigmoid, false).map(drop)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,42 @@
+"""fastbce: fast, numerically stable binary cross-entropy over NumPy arrays.
+
+The functions and classes follow ``torch.nn.functional`` and ``torch.nn``
+(same names, arguments and numbers), computed by a Rust core that reads
+arrays of any layout in place, on all cores, with the GIL released.
+"""
+
+from __future__ import annotations
+
+from . import _core
+from ._functional import (
+    binary_cross_entropy,
+    binary_cross_entropy_grad,
+    binary_cross_entropy_value_and_grad,
+    binary_cross_entropy_with_logits,
+    binary_cross_entropy_with_logits_grad,
+    binary_cross_entropy_with_logits_value_and_grad,
+    sigmoid,
+)
+from ._modules import BCELoss, BCEWithLogitsLoss
+from ._threads import apply_environment as _apply_environment
+from ._threads import get_num_threads, num_threads, set_num_threads
+
+__version__: str = _core.__version__
+
+__all__ = [
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "__version__",
+    "binary_cross_entropy",
+    "binary_cross_entropy_grad",
+    "binary_cross_entropy_value_and_grad",
+    "binary_cross_entropy_with_logits",
+    "binary_cross_entropy_with_logits_grad",
+    "binary_cross_entropy_with_logits_value_and_grad",
+    "get_num_threads",
+    "num_threads",
+    "set_num_threads",
+    "sigmoid",
+]
+
+_apply_environment()

@@ -1,0 +1,27 @@
+"""The native kernels; use the functions of the ``fastbce`` package instead."""
+
+from typing import Any, Optional
+
+from numpy.typing import NDArray
+
+__version__: str
+CHUNK: int
+PARALLEL_MIN_LEN: int
+
+class OverlapError(ValueError): ...
+
+def bce(
+    probabilities: bool,
+    input: NDArray[Any],
+    target: NDArray[Any],
+    weight: Optional[NDArray[Any]],
+    pos_weight: Optional[NDArray[Any]],
+    grad_output: Optional[NDArray[Any]],
+    grad_scale: float,
+    sum: bool,
+    loss_out: Optional[NDArray[Any]],
+    grad_out: Optional[NDArray[Any]],
+) -> float: ...
+def sigmoid(input: NDArray[Any], out: NDArray[Any]) -> None: ...
+def get_num_threads() -> int: ...
+def set_num_threads(n: int) -> None: ...

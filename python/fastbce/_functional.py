@@ -1,0 +1,520 @@
+"""The functional API: argument checks, broadcasting and dispatch to the kernels.
+
+Every public function here checks its arguments, describes the arrays to
+the native kernels without copying them (weights are broadcast as views with
+zero strides), and turns the float64 sums the kernels return into NumPy
+scalars of the result dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Tuple, Union
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from . import _core
+
+__all__ = [
+    "binary_cross_entropy",
+    "binary_cross_entropy_grad",
+    "binary_cross_entropy_value_and_grad",
+    "binary_cross_entropy_with_logits",
+    "binary_cross_entropy_with_logits_grad",
+    "binary_cross_entropy_with_logits_value_and_grad",
+    "sigmoid",
+]
+
+REDUCTIONS = ("mean", "sum", "none")
+
+Loss = Union[np.floating[Any], NDArray[np.floating[Any]]]
+
+_FLOAT_RESULTS = {np.dtype(t): np.dtype(t) for t in (np.float16, np.float32, np.float64)}
+_FLOAT64 = np.dtype(np.float64)
+
+
+def as_numeric(name: str, value: ArrayLike) -> NDArray[Any]:
+    """`value` as an ndarray of a dtype the kernels read in place.
+
+    Arrays are returned as they are (no copy); only non-native byte order is
+    converted. Complex, object, string and other dtypes raise TypeError.
+    """
+    if type(value) is np.ndarray:
+        arr = value
+    else:
+        try:
+            arr = np.asarray(value)
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"{name} could not be converted to a NumPy array: {exc}") from None
+    dtype = arr.dtype
+    if dtype.kind not in "biuf" or (dtype.kind == "f" and dtype.itemsize > 8):
+        raise TypeError(
+            f"{name} has dtype {dtype}; expected float16, float32, float64, "
+            "an integer type or bool"
+        )
+    if not dtype.isnative:
+        arr = arr.astype(dtype.newbyteorder("="))
+    return arr
+
+
+def check_reduction(reduction: object) -> str:
+    """`reduction` if it is one of 'mean', 'sum', 'none'; ValueError otherwise."""
+    if not (isinstance(reduction, str) and reduction in REDUCTIONS):
+        raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+    return reduction
+
+
+def result_dtype(input_dtype: np.dtype[Any]) -> np.dtype[Any]:
+    """The dtype of the loss and gradient: the input's float type, else float64."""
+    return _FLOAT_RESULTS.get(input_dtype, _FLOAT64)
+
+
+def broadcast_to_input(name: str, value: ArrayLike, shape: Tuple[int, ...]) -> NDArray[Any]:
+    """`value` broadcast to the input's `shape` as a view (zero strides).
+
+    It must broadcast by NumPy's rules without changing `shape`.
+    """
+    arr = as_numeric(name, value)
+    if arr.shape == shape:
+        return arr
+    try:
+        joint = np.broadcast_shapes(arr.shape, shape)
+    except ValueError:
+        raise ValueError(
+            f"{name} of shape {arr.shape} does not broadcast to the input shape {shape}"
+        ) from None
+    if joint != shape:
+        raise ValueError(
+            f"{name} of shape {arr.shape} would broadcast the input shape {shape} to "
+            f"{joint}; it must broadcast to the input shape without changing it"
+        )
+    return np.broadcast_to(arr, shape)
+
+
+def check_out(out: object, shape: Tuple[int, ...], dtype: np.dtype[Any], what: str) -> NDArray[Any]:
+    """`out` if it is a writeable ndarray of `shape` and `dtype`."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != shape:
+        raise ValueError(f"out has shape {out.shape}, but the {what} has shape {shape}")
+    if out.dtype != dtype:
+        raise ValueError(f"out has dtype {out.dtype}, but the {what} has dtype {dtype}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only; pass a writeable array")
+    return out
+
+
+def _run(
+    probabilities: bool,
+    x: NDArray[Any],
+    y: NDArray[Any],
+    w: Optional[NDArray[Any]],
+    pw: Optional[NDArray[Any]],
+    go: Optional[NDArray[Any]],
+    scale: float,
+    total: bool,
+    loss_out: Optional[NDArray[Any]],
+    grad_out: Optional[NDArray[Any]],
+) -> float:
+    try:
+        return _core.bce(probabilities, x, y, w, pw, go, scale, total, loss_out, grad_out)
+    except _core.OverlapError:
+        # An output shares memory with an input without being that array:
+        # compute into fresh arrays, then copy (as NumPy's ufuncs do).
+        fresh_loss = None if loss_out is None else np.empty_like(loss_out)
+        fresh_grad = None if grad_out is None else np.empty_like(grad_out)
+        result = _core.bce(probabilities, x, y, w, pw, go, scale, total, fresh_loss, fresh_grad)
+        if loss_out is not None:
+            np.copyto(loss_out, fresh_loss)
+        if grad_out is not None:
+            np.copyto(grad_out, fresh_grad)
+        return result
+
+
+def _evaluate(
+    probabilities: bool,
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike],
+    pos_weight: Optional[ArrayLike],
+    reduction: str,
+    *,
+    value: bool,
+    grad: bool,
+    grad_output: ArrayLike = 1.0,
+    out: Optional[NDArray[Any]] = None,
+) -> Tuple[Optional[Loss], Optional[NDArray[Any]]]:
+    """The loss (if `value`) and its gradient (if `grad`) of one call."""
+    x = as_numeric("input", input)
+    y = as_numeric("target", target)
+    if y.shape != x.shape:
+        raise ValueError(
+            f"target must have the same shape as input, got target shape {y.shape} "
+            f"and input shape {x.shape}"
+        )
+    check_reduction(reduction)
+    shape = x.shape
+    w = None if weight is None else broadcast_to_input("weight", weight, shape)
+    pw = None if pos_weight is None else broadcast_to_input("pos_weight", pos_weight, shape)
+    dtype = result_dtype(x.dtype)
+    n = x.size
+
+    loss_out = grad_out = go = None
+    scale = 1.0
+    if grad:
+        g = as_numeric("grad_output", grad_output)
+        if reduction != "none":
+            if g.ndim != 0:
+                raise ValueError(
+                    f"grad_output must be a scalar for reduction={reduction!r}, "
+                    f"got shape {g.shape}"
+                )
+            scale = float(g) / n if reduction == "mean" and n else float(g)
+        elif g.ndim == 0:
+            scale = float(g)
+        else:
+            go = broadcast_to_input("grad_output", g, shape)
+        if out is None:
+            grad_out = np.empty_like(x, dtype=dtype, subok=False)
+        else:
+            grad_out = check_out(out, shape, dtype, "gradient")
+    if value and reduction == "none":
+        if grad or out is None:
+            loss_out = np.empty_like(x, dtype=dtype, subok=False)
+        else:
+            loss_out = check_out(out, shape, dtype, "loss")
+    elif value and out is not None and not grad:
+        raise ValueError(
+            f"out receives the elementwise loss, so it needs reduction='none', "
+            f"got reduction={reduction!r}"
+        )
+
+    total = value and reduction != "none"
+    s = _run(probabilities, x, y, w, pw, go, scale, total, loss_out, grad_out)
+    loss: Optional[Loss] = loss_out
+    if total:
+        if reduction == "sum":
+            loss = dtype.type(s)
+        else:
+            loss = dtype.type(s / n if n else math.nan)
+    return loss, grad_out
+
+
+def binary_cross_entropy_with_logits(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = None,
+    reduction: str = "mean",
+    pos_weight: Optional[ArrayLike] = None,
+    *,
+    out: Optional[NDArray[Any]] = None,
+) -> Loss:
+    """Binary cross-entropy between logits and targets.
+
+    The same loss as ``torch.nn.functional.binary_cross_entropy_with_logits``,
+    computed in a numerically stable form that keeps full relative precision
+    in the tails::
+
+        loss = weight * ((1 - target) * softplus(input)
+                         + pos_weight * target * softplus(-input))
+
+    Parameters
+    ----------
+    input : array_like
+        Logits, float16, float32 or float64 (integer and bool input is
+        computed in float64). Arrays of any memory layout are read in place.
+    target : array_like
+        Targets of the same shape as `input`: float16/32/64, bool or any
+        integer type, read in place. Soft labels in [0, 1] are allowed.
+    weight : array_like, optional
+        Rescales each element; must broadcast to `input`'s shape without
+        changing it.
+    reduction : {'mean', 'sum', 'none'}, default 'mean'
+        'mean' and 'sum' reduce in float64 and return a scalar; 'none'
+        returns the elementwise loss.
+    pos_weight : array_like, optional
+        Weight of the positive term; for an ``(N, C)`` batch a ``(C,)``
+        array weights each class. Must broadcast to `input`'s shape without
+        changing it.
+    out : ndarray, optional
+        With ``reduction='none'``, receives the loss: a writeable array of
+        `input`'s shape and the result dtype. May be `input` itself.
+
+    Returns
+    -------
+    numpy scalar or ndarray
+        The loss, of `input`'s float dtype (float64 for integer input).
+
+    Raises
+    ------
+    ValueError
+        Mismatched shapes, a bad `reduction` or `out`.
+    TypeError
+        Complex, object or string arrays.
+
+    Examples
+    --------
+    >>> import numpy as np, fastbce as fb
+    >>> x = np.array([[-0.4089, -1.2471, 0.5907],
+    ...               [-0.4897, -0.8267, -0.7349],
+    ...               [0.5241, -0.1246, -0.4751]], dtype=np.float32)
+    >>> y = np.array([[0, 1, 1], [0, 0, 1], [1, 0, 1]], dtype=np.float32)
+    >>> print(f"{fb.binary_cross_entropy_with_logits(x, y):.4f}")
+    0.7193
+    >>> fb.binary_cross_entropy_with_logits(x, y, reduction="none").shape
+    (3, 3)
+    """
+    loss, _ = _evaluate(False, input, target, weight, pos_weight, reduction,
+                        value=True, grad=False, out=out)
+    assert loss is not None
+    return loss
+
+
+def binary_cross_entropy(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = None,
+    reduction: str = "mean",
+    *,
+    out: Optional[NDArray[Any]] = None,
+) -> Loss:
+    """Binary cross-entropy between probabilities and targets.
+
+    The same numbers as ``torch.nn.functional.binary_cross_entropy``,
+    including its clamp of each log at -100::
+
+        loss = -weight * (target * max(log(input), -100)
+                          + (1 - target) * max(log1p(-input), -100))
+
+    Parameters
+    ----------
+    input : array_like
+        Probabilities in [0, 1], float16, float32 or float64.
+    target : array_like
+        Targets in [0, 1] of the same shape as `input` (float, bool or
+        integer types, read in place).
+    weight : array_like, optional
+        Rescales each element; must broadcast to `input`'s shape without
+        changing it.
+    reduction : {'mean', 'sum', 'none'}, default 'mean'
+        How to reduce the elementwise loss.
+    out : ndarray, optional
+        With ``reduction='none'``, receives the loss (may be `input`).
+
+    Returns
+    -------
+    numpy scalar or ndarray
+        The loss, of `input`'s float dtype (float64 for integer input).
+
+    Raises
+    ------
+    ValueError
+        An input or target element outside [0, 1] or NaN, mismatched
+        shapes, a bad `reduction` or `out`.
+
+    Examples
+    --------
+    >>> import numpy as np, fastbce as fb
+    >>> p = np.array([0.9, 0.2, 0.6])
+    >>> y = np.array([1.0, 0.0, 1.0])
+    >>> print(f"{fb.binary_cross_entropy(p, y):.6f}")
+    0.280047
+    """
+    loss, _ = _evaluate(True, input, target, weight, None, reduction,
+                        value=True, grad=False, out=out)
+    assert loss is not None
+    return loss
+
+
+def binary_cross_entropy_with_logits_grad(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = None,
+    reduction: str = "mean",
+    pos_weight: Optional[ArrayLike] = None,
+    *,
+    grad_output: ArrayLike = 1.0,
+    out: Optional[NDArray[Any]] = None,
+) -> NDArray[Any]:
+    """Gradient of :func:`binary_cross_entropy_with_logits` with respect to `input`.
+
+    Elementwise ``weight * ((1 - target) * sigmoid(input) - pos_weight *
+    target * sigmoid(-input))``, divided by ``input.size`` for 'mean', times
+    `grad_output`. Both sigmoids are computed directly, so the gradient keeps
+    full relative precision where one term vanishes.
+
+    Parameters
+    ----------
+    input, target, weight, reduction, pos_weight
+        As for :func:`binary_cross_entropy_with_logits`.
+    grad_output : scalar or array_like, default 1.0
+        The gradient of the reduced loss: a scalar for 'mean' and 'sum'; a
+        scalar or an array broadcastable to `input`'s shape for 'none'.
+    out : ndarray, optional
+        Receives the gradient: a writeable array of `input`'s shape and the
+        result dtype. May be `input` itself.
+
+    Returns
+    -------
+    ndarray
+        The gradient, of `input`'s shape and float dtype.
+
+    Examples
+    --------
+    >>> import numpy as np, fastbce as fb
+    >>> fb.binary_cross_entropy_with_logits_grad(np.array([0.0, 2.0]), np.array([1.0, 0.0]))
+    array([-0.25      ,  0.44039854])
+    """
+    _, grad = _evaluate(False, input, target, weight, pos_weight, reduction,
+                        value=False, grad=True, grad_output=grad_output, out=out)
+    assert grad is not None
+    return grad
+
+
+def binary_cross_entropy_grad(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = None,
+    reduction: str = "mean",
+    *,
+    grad_output: ArrayLike = 1.0,
+    out: Optional[NDArray[Any]] = None,
+) -> NDArray[Any]:
+    """Gradient of :func:`binary_cross_entropy` with respect to `input`.
+
+    Elementwise ``weight * (input - target) / max(input * (1 - input),
+    1e-12)`` as in PyTorch, divided by ``input.size`` for 'mean', times
+    `grad_output`.
+
+    Parameters
+    ----------
+    input, target, weight, reduction
+        As for :func:`binary_cross_entropy`.
+    grad_output : scalar or array_like, default 1.0
+        A scalar for 'mean' and 'sum'; a scalar or an array broadcastable
+        to `input`'s shape for 'none'.
+    out : ndarray, optional
+        Receives the gradient (may be `input`).
+
+    Returns
+    -------
+    ndarray
+        The gradient, of `input`'s shape and float dtype.
+
+    Examples
+    --------
+    >>> import numpy as np, fastbce as fb
+    >>> fb.binary_cross_entropy_grad(np.array([0.5, 0.8]), np.array([1.0, 0.0]), reduction="sum")
+    array([-2., 5.])
+    """
+    _, grad = _evaluate(True, input, target, weight, None, reduction,
+                        value=False, grad=True, grad_output=grad_output, out=out)
+    assert grad is not None
+    return grad
+
+
+def binary_cross_entropy_with_logits_value_and_grad(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = None,
+    reduction: str = "mean",
+    pos_weight: Optional[ArrayLike] = None,
+    *,
+    grad_output: ArrayLike = 1.0,
+    out: Optional[NDArray[Any]] = None,
+) -> Tuple[Loss, NDArray[Any]]:
+    """Loss and gradient of :func:`binary_cross_entropy_with_logits` in one pass.
+
+    Reads the arrays once: the loss is reduced while the gradient is
+    written. Arguments are those of
+    :func:`binary_cross_entropy_with_logits_grad`; `out` receives the
+    gradient, and `grad_output` scales only the gradient.
+
+    Returns
+    -------
+    (loss, grad)
+        The loss as :func:`binary_cross_entropy_with_logits` returns it, and
+        the gradient as :func:`binary_cross_entropy_with_logits_grad` does.
+
+    Examples
+    --------
+    >>> import numpy as np, fastbce as fb
+    >>> loss, grad = fb.binary_cross_entropy_with_logits_value_and_grad(
+    ...     np.array([0.0, 2.0]), np.array([1.0, 0.0]))
+    >>> print(f"{loss:.6f}", grad)
+    1.409038 [-0.25        0.44039854]
+    """
+    loss, grad = _evaluate(False, input, target, weight, pos_weight, reduction,
+                           value=True, grad=True, grad_output=grad_output, out=out)
+    assert loss is not None and grad is not None
+    return loss, grad
+
+
+def binary_cross_entropy_value_and_grad(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = None,
+    reduction: str = "mean",
+    *,
+    grad_output: ArrayLike = 1.0,
+    out: Optional[NDArray[Any]] = None,
+) -> Tuple[Loss, NDArray[Any]]:
+    """Loss and gradient of :func:`binary_cross_entropy` in one pass.
+
+    Arguments are those of :func:`binary_cross_entropy_grad`; `out`
+    receives the gradient.
+
+    Returns
+    -------
+    (loss, grad)
+
+    Examples
+    --------
+    >>> import numpy as np, fastbce as fb
+    >>> loss, grad = fb.binary_cross_entropy_value_and_grad(
+    ...     np.array([0.5, 0.8]), np.array([1.0, 0.0]), reduction="sum")
+    >>> print(f"{loss:.6f}", grad)
+    2.302585 [-2.  5.]
+    """
+    loss, grad = _evaluate(True, input, target, weight, None, reduction,
+                           value=True, grad=True, grad_output=grad_output, out=out)
+    assert loss is not None and grad is not None
+    return loss, grad
+
+
+def sigmoid(x: ArrayLike, *, out: Optional[NDArray[Any]] = None) -> NDArray[Any]:
+    """The logistic sigmoid ``1 / (1 + exp(-x))``, computed stably.
+
+    Parameters
+    ----------
+    x : array_like
+        float16, float32 or float64 (integer and bool input gives float64).
+    out : ndarray, optional
+        Receives the result: a writeable array of `x`'s shape and the result
+        dtype. May be `x` itself.
+
+    Returns
+    -------
+    ndarray
+        ``sigmoid(x)``; tiny values keep full relative precision.
+
+    Examples
+    --------
+    >>> import numpy as np, fastbce as fb
+    >>> fb.sigmoid(np.array([-40.0, 0.0, 3.0]))
+    array([4.24835426e-18, 5.00000000e-01, 9.52574127e-01])
+    """
+    arr = as_numeric("x", x)
+    dtype = result_dtype(arr.dtype)
+    if out is None:
+        out = np.empty_like(arr, dtype=dtype, subok=False)
+    else:
+        check_out(out, arr.shape, dtype, "result")
+    try:
+        _core.sigmoid(arr, out)
+    except _core.OverlapError:
+        fresh = np.empty_like(out)
+        _core.sigmoid(arr, fresh)
+        np.copyto(out, fresh)
+    return out

@@ -1,0 +1,105 @@
+"""How many threads the kernels use."""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+import os
+import warnings
+from typing import Iterator
+
+from . import _core
+
+__all__ = ["get_num_threads", "set_num_threads", "num_threads"]
+
+ENV_VAR = "FASTBCE_NUM_THREADS"
+
+
+def get_num_threads() -> int:
+    """The number of threads large calls use.
+
+    The default is the number of CPUs this process may run on, or the value
+    of the environment variable ``FASTBCE_NUM_THREADS`` when fastbce was
+    imported.
+
+    Examples
+    --------
+    >>> import fastbce as fb
+    >>> fb.get_num_threads() >= 1
+    True
+    """
+    return int(_core.get_num_threads())
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads large calls use, for the whole process.
+
+    Arrays smaller than about 16 thousand elements are always computed on
+    the calling thread. Results do not depend on the thread count: sums are
+    bitwise the same for any `n`.
+
+    Parameters
+    ----------
+    n : int
+        At least 1.
+
+    Raises
+    ------
+    TypeError
+        `n` is not an integer.
+    ValueError
+        `n` is less than 1.
+
+    Examples
+    --------
+    >>> import fastbce as fb
+    >>> fb.set_num_threads(2)
+    >>> fb.get_num_threads()
+    2
+    """
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"the number of threads must be an integer, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"the number of threads must be at least 1, got {n}")
+    _core.set_num_threads(int(n))
+
+
+@contextlib.contextmanager
+def num_threads(n: int) -> Iterator[None]:
+    """Use `n` threads inside a ``with`` block, then restore the previous count.
+
+    The setting is process-wide (like :func:`set_num_threads`): other Python
+    threads calling fastbce meanwhile use it too.
+
+    Examples
+    --------
+    >>> import fastbce as fb
+    >>> with fb.num_threads(1):
+    ...     fb.get_num_threads()
+    1
+    """
+    previous = get_num_threads()
+    set_num_threads(n)
+    try:
+        yield
+    finally:
+        set_num_threads(previous)
+
+
+def apply_environment() -> None:
+    """Apply ``FASTBCE_NUM_THREADS``; warn and keep the default if it is invalid."""
+    value = os.environ.get(ENV_VAR, "").strip()
+    if not value:
+        return
+    try:
+        n = int(value)
+        if n < 1:
+            raise ValueError
+    except ValueError:
+        warnings.warn(
+            f"ignoring {ENV_VAR}={value!r}: expected an integer of at least 1",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return
+    _core.set_num_threads(n)

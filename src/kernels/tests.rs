@@ -1,0 +1,232 @@
+//! End-to-end tests of the kernel API against a plain float64 reference.
+
+use super::*;
+
+/// The loss and gradient of one element, straight from the formulas.
+fn reference(loss: Loss, x: f64, y: f64, w: f64, p: f64) -> (f64, f64) {
+    match loss {
+        Loss::Logits => {
+            let sp = |z: f64| z.max(0.0) + (-z.abs()).exp().ln_1p();
+            let sig = |z: f64| if z >= 0.0 { 1.0 / (1.0 + (-z).exp()) } else { z.exp() / (1.0 + z.exp()) };
+            let term = |c: f64, v: f64| if c == 0.0 { 0.0 } else { c * v };
+            let (a, b) = (1.0 - y, p * y);
+            (w * (term(a, sp(x)) + term(b, sp(-x))), w * (a * sig(x) - b * sig(-x)))
+        }
+        Loss::Probabilities => {
+            let l = -(y * x.ln().max(-100.0) + (1.0 - y) * (-x).ln_1p().max(-100.0));
+            (w * l, w * (x - y) / (x * (1.0 - x)).max(1e-12))
+        }
+    }
+}
+
+fn close(got: f64, want: f64, rtol: f64) -> bool {
+    got == want || (got - want).abs() <= rtol * want.abs().max(1e-300)
+}
+
+fn logits(n: usize) -> Vec<f64> {
+    (0..n).map(|i| ((i * 7919) % 2001) as f64 / 100.0 - 10.0).collect()
+}
+
+fn labels(n: usize) -> Vec<f64> {
+    (0..n).map(|i| ((i * 31) % 11) as f64 / 10.0).collect()
+}
+
+#[test]
+fn logits_sum_elements_and_gradient_match_reference() {
+    let n = 1000;
+    let (x, y) = (logits(n), labels(n));
+    let w: Vec<f64> = (0..n).map(|i| 0.5 + (i % 3) as f64).collect();
+    let p = [2.5f64];
+    let mut loss_out = vec![0.0f64; n];
+    let mut grad_out = vec![0.0f64; n];
+    let mut req = LossRequest::new(Loss::Logits, ArrayRef::new(&x, &[n]).unwrap(), ArrayRef::new(&y, &[n]).unwrap());
+    req.weight = Some(ArrayRef::new(&w, &[n]).unwrap());
+    req.pos_weight = Some(ArrayRef::strided(&p, 0, &[n], &[0]).unwrap());
+    req.grad_scale = 0.5;
+    req.loss_out = Some(ArrayMut::new(&mut loss_out, &[n]).unwrap());
+    req.grad_out = Some(ArrayMut::new(&mut grad_out, &[n]).unwrap());
+    let total = loss(&req).unwrap();
+    drop(req);
+    let mut want_total = 0.0;
+    for i in 0..n {
+        let (l, g) = reference(Loss::Logits, x[i], y[i], w[i], p[0]);
+        want_total += l;
+        assert!(close(loss_out[i], l, 1e-14), "loss {i}: {} vs {l}", loss_out[i]);
+        assert!(close(grad_out[i], 0.5 * g, 1e-13), "grad {i}: {} vs {}", grad_out[i], 0.5 * g);
+    }
+    assert!(close(total, want_total, 1e-12));
+}
+
+#[test]
+fn probabilities_match_reference_and_reject_out_of_range() {
+    let n = 300;
+    let x: Vec<f32> = (0..n).map(|i| i as f32 / (n - 1) as f32).collect();
+    let y: Vec<u8> = (0..n).map(|i| (i % 2) as u8).collect();
+    let mut grad = vec![0.0f32; n];
+    let mut req = LossRequest::new(Loss::Probabilities, ArrayRef::new(&x, &[n]).unwrap(), ArrayRef::new(&y, &[n]).unwrap());
+    req.grad_out = Some(ArrayMut::new(&mut grad, &[n]).unwrap());
+    let total = loss(&req).unwrap();
+    drop(req);
+    let want: f64 = (0..n).map(|i| reference(Loss::Probabilities, x[i] as f64, y[i] as f64, 1.0, 1.0).0).sum();
+    assert!(close(total, want, 1e-6), "{total} vs {want}");
+    for i in 0..n {
+        let g = reference(Loss::Probabilities, x[i] as f64, y[i] as f64, 1.0, 1.0).1;
+        assert!(close(grad[i] as f64, g, 1e-5), "grad {i}: {} vs {g}", grad[i]);
+    }
+
+    let bad = [0.5f64, 1.5];
+    let t = [0.0f64, 1.0];
+    let req = LossRequest::new(Loss::Probabilities, ArrayRef::new(&bad, &[2]).unwrap(), ArrayRef::new(&t, &[2]).unwrap());
+    assert_eq!(loss(&req), Err(KernelError::InputOutOfRange));
+    let ok = [0.5f64, 0.5];
+    let bad_t = [0.0f64, f64::NAN];
+    let req = LossRequest::new(Loss::Probabilities, ArrayRef::new(&ok, &[2]).unwrap(), ArrayRef::new(&bad_t, &[2]).unwrap());
+    assert_eq!(loss(&req), Err(KernelError::TargetOutOfRange));
+}
+
+#[test]
+fn sums_are_bitwise_equal_for_any_thread_count() {
+    let n = 3 * CHUNK * 7 + 123;
+    let x: Vec<f32> = logits(n).iter().map(|&v| v as f32).collect();
+    let y: Vec<f32> = labels(n).iter().map(|&v| v as f32).collect();
+    let sum_with = |threads: usize| {
+        set_num_threads(threads).unwrap();
+        let req = LossRequest::new(Loss::Logits, ArrayRef::new(&x, &[n]).unwrap(), ArrayRef::new(&y, &[n]).unwrap());
+        loss(&req).unwrap()
+    };
+    let one = sum_with(1);
+    for threads in [2, 3, 4, 8] {
+        assert_eq!(sum_with(threads).to_bits(), one.to_bits(), "{threads} threads");
+    }
+    set_num_threads(default_num_threads()).unwrap();
+    assert_eq!(set_num_threads(0), Err(KernelError::ThreadCount(0)));
+}
+
+#[test]
+fn every_layout_gives_the_contiguous_result() {
+    // A (rows, cols) float64 batch stored transposed and reversed.
+    let (rows, cols) = (37, 29);
+    let n = rows * cols;
+    let x = logits(n);
+    let y: Vec<i64> = (0..n as i64).map(|i| i % 2).collect();
+    let contiguous = {
+        let mut out = vec![0.0; n];
+        let mut req = LossRequest::new(Loss::Logits, ArrayRef::new(&x, &[rows, cols]).unwrap(), ArrayRef::new(&y, &[rows, cols]).unwrap());
+        req.loss_out = Some(ArrayMut::new(&mut out, &[rows, cols]).unwrap());
+        loss(&req).unwrap();
+        drop(req);
+        out
+    };
+    // Fortran order: element (r, c) at r + c * rows.
+    let mut xf = vec![0.0; n];
+    let mut yf = vec![0i64; n];
+    for r in 0..rows {
+        for c in 0..cols {
+            xf[r + c * rows] = x[r * cols + c];
+            yf[r + c * rows] = y[r * cols + c];
+        }
+    }
+    let mut out = vec![0.0f64; n];
+    let mut req = LossRequest::new(
+        Loss::Logits,
+        ArrayRef::strided(&xf, 0, &[rows, cols], &[1, rows as isize]).unwrap(),
+        ArrayRef::strided(&yf, 0, &[rows, cols], &[1, rows as isize]).unwrap(),
+    );
+    req.loss_out = Some(ArrayMut::new(&mut out, &[rows, cols]).unwrap());
+    loss(&req).unwrap();
+    drop(req);
+    assert_eq!(out, contiguous);
+
+    // Both axes reversed, output written backwards too.
+    let mut out = vec![0.0f64; n];
+    let last = n - 1;
+    let mut req = LossRequest::new(
+        Loss::Logits,
+        ArrayRef::strided(&x, last, &[rows, cols], &[-(cols as isize), -1]).unwrap(),
+        ArrayRef::strided(&y, last, &[rows, cols], &[-(cols as isize), -1]).unwrap(),
+    );
+    req.loss_out = Some(ArrayMut::new(&mut out, &[rows, cols]).unwrap());
+    loss(&req).unwrap();
+    drop(req);
+    let mut reversed = contiguous.clone();
+    reversed.reverse();
+    assert_eq!(out, reversed);
+}
+
+#[test]
+fn in_place_output_reads_each_element_before_writing_it() {
+    let n = PARALLEL_MIN_LEN + 5;
+    let x = logits(n);
+    let y = labels(n);
+    let mut expected = vec![0.0; n];
+    let mut req = LossRequest::new(Loss::Logits, ArrayRef::new(&x, &[n]).unwrap(), ArrayRef::new(&y, &[n]).unwrap());
+    req.grad_out = Some(ArrayMut::new(&mut expected, &[n]).unwrap());
+    loss(&req).unwrap();
+    drop(req);
+
+    let mut buf = x.clone();
+    let ptr = buf.as_mut_ptr() as *mut u8;
+    // SAFETY: `buf` outlives the call and is accessed only by the kernel,
+    // through these two views of the very same array.
+    let (input, out) = unsafe {
+        (
+            ArrayRef::from_raw(ptr, DType::F64, vec![n], vec![8]),
+            ArrayMut::from_raw(ptr, DType::F64, vec![n], vec![8]),
+        )
+    };
+    let mut req = LossRequest::new(Loss::Logits, input, ArrayRef::new(&y, &[n]).unwrap());
+    req.grad_out = Some(out);
+    loss(&req).unwrap();
+    drop(req);
+    assert_eq!(buf, expected);
+}
+
+#[test]
+fn partial_overlap_and_bad_shapes_are_refused() {
+    let mut buf = vec![0.5f64; 10];
+    let y = [1.0f64; 9];
+    let ptr = buf.as_mut_ptr() as *mut u8;
+    // SAFETY: `buf` outlives the call; the kernel must refuse to run.
+    let (input, out) = unsafe {
+        (ArrayRef::from_raw(ptr, DType::F64, vec![9], vec![8]), ArrayMut::from_raw(ptr.add(8), DType::F64, vec![9], vec![8]))
+    };
+    let mut req = LossRequest::new(Loss::Logits, input, ArrayRef::new(&y, &[9]).unwrap());
+    req.loss_out = Some(out);
+    assert!(matches!(loss(&req), Err(KernelError::Overlap(_))));
+
+    let x = [0.0f32; 6];
+    let t = [0.0f32; 6];
+    let req = LossRequest::new(Loss::Logits, ArrayRef::new(&x, &[2, 3]).unwrap(), ArrayRef::new(&t, &[3, 2]).unwrap());
+    assert_eq!(loss(&req), Err(KernelError::Shape { name: "target", shape: vec![3, 2], expected: vec![2, 3] }));
+}
+
+#[test]
+fn float16_and_integer_inputs_use_their_compute_type() {
+    let x16: Vec<half::f16> = [-2.0f32, 0.5, 3.0].iter().map(|&v| half::f16::from_f32(v)).collect();
+    let t = [Bool8(0), Bool8(1), Bool8(1)];
+    let mut out = vec![half::f16::ZERO; 3];
+    let mut req = LossRequest::new(Loss::Logits, ArrayRef::new(&x16, &[3]).unwrap(), ArrayRef::new(&t, &[3]).unwrap());
+    req.loss_out = Some(ArrayMut::new(&mut out, &[3]).unwrap());
+    let total = loss(&req).unwrap();
+    drop(req);
+    let want: Vec<f64> = [(-2.0, 0.0), (0.5, 1.0), (3.0, 1.0)].iter().map(|&(x, y)| reference(Loss::Logits, x, y, 1.0, 1.0).0).collect();
+    for (o, w) in out.iter().zip(&want) {
+        assert!(close(o.to_f64(), *w, 1e-3));
+    }
+    assert!(close(total, want.iter().sum(), 1e-6));
+
+    let xi = [0i32, 1, 1];
+    let ti = [0u8, 1, 0];
+    let req = LossRequest::new(Loss::Probabilities, ArrayRef::new(&xi, &[3]).unwrap(), ArrayRef::new(&ti, &[3]).unwrap());
+    assert_eq!(loss(&req).unwrap(), 100.0);
+}
+
+#[test]
+fn sigmoid_writes_stable_values() {
+    let x = [-800.0f64, -20.0, 0.0, 20.0, f64::INFINITY];
+    let mut out = [0.0f64; 5];
+    sigmoid(&ArrayRef::new(&x, &[5]).unwrap(), &ArrayMut::new(&mut out, &[5]).unwrap()).unwrap();
+    assert_eq!(out[0], 0.0);
+    assert!(close(out[1], (-20.0f64).exp() / (1.0 + (-20.0f64).exp()), 1e-15));
+    assert_eq!(&out[2..], &[0.5, 1.0 / (1.0 + (-20.0f64).exp()), 1.0]);
+}

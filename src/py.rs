@@ -1,0 +1,164 @@
+//! The PyO3 layer, and the only file that touches Python: it describes the
+//! NumPy arrays it is given to the kernels, releases the GIL around the
+//! kernel, and maps kernel errors to Python exceptions. Argument policy
+//! (dtypes, broadcasting, messages) lives in the Python package.
+
+use crate::kernels::{self, ArrayMut, ArrayRef, DType, KernelError, Loss, LossRequest};
+use numpy::npyffi::{_PyArray_GET_ITEM_DATA, flags::NPY_ARRAY_WRITEABLE};
+use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+
+pyo3::create_exception!(
+    _core,
+    OverlapError,
+    PyValueError,
+    "An output array shares memory with an input array without being that same array."
+);
+
+/// Calls smaller than this keep the GIL: releasing it costs more than the work.
+const DETACH_MIN_LEN: usize = 4096;
+
+impl From<KernelError> for PyErr {
+    fn from(e: KernelError) -> PyErr {
+        let msg = e.to_string();
+        match e {
+            KernelError::Overlap(_) => OverlapError::new_err(msg),
+            KernelError::ThreadPool(_) => PyRuntimeError::new_err(msg),
+            KernelError::OutputDType(_) => PyTypeError::new_err(msg),
+            KernelError::Shape { .. }
+            | KernelError::BadLayout(_)
+            | KernelError::OutputOverlapsItself
+            | KernelError::InputOutOfRange
+            | KernelError::TargetOutOfRange
+            | KernelError::ThreadCount(_) => PyValueError::new_err(msg),
+        }
+    }
+}
+
+fn dtype_of(arr: &Bound<'_, PyUntypedArray>, name: &str) -> PyResult<DType> {
+    let descr = arr.dtype();
+    if descr.is_native_byteorder() == Some(false) {
+        return Err(PyTypeError::new_err(format!("{name} must be in native byte order, got dtype {descr}")));
+    }
+    Ok(match (descr.kind(), descr.itemsize()) {
+        (b'b', 1) => DType::Bool,
+        (b'i', 1) => DType::I8,
+        (b'i', 2) => DType::I16,
+        (b'i', 4) => DType::I32,
+        (b'i', 8) => DType::I64,
+        (b'u', 1) => DType::U8,
+        (b'u', 2) => DType::U16,
+        (b'u', 4) => DType::U32,
+        (b'u', 8) => DType::U64,
+        (b'f', 2) => DType::F16,
+        (b'f', 4) => DType::F32,
+        (b'f', 8) => DType::F64,
+        _ => return Err(PyTypeError::new_err(format!("{name} has unsupported dtype {descr}"))),
+    })
+}
+
+/// Describes a NumPy array to the kernels, without copying it.
+fn view<'b>(arr: &'b Bound<'_, PyUntypedArray>, name: &str) -> PyResult<ArrayRef<'b>> {
+    let dtype = dtype_of(arr, name)?;
+    // SAFETY: NumPy guarantees that `data`, `shape` and `strides` describe
+    // valid elements of `dtype` (checked above), and holding `arr` for 'b
+    // keeps the array, and so its buffer, alive. The kernels only read
+    // through raw pointers; an output that is this very array is admitted
+    // by the kernels' overlap check, any other overlap is refused. Other
+    // Python threads writing the array during the call race with us exactly
+    // as they would with a NumPy ufunc, which also releases the GIL.
+    Ok(unsafe {
+        let data = (*_PyArray_GET_ITEM_DATA(arr.as_array_ptr())).data as *const u8;
+        ArrayRef::from_raw(data, dtype, arr.shape().to_vec(), arr.strides().to_vec())
+    })
+}
+
+/// Describes a writable NumPy array to the kernels.
+fn view_mut<'b>(arr: &'b Bound<'_, PyUntypedArray>, name: &str) -> PyResult<ArrayMut<'b>> {
+    let dtype = dtype_of(arr, name)?;
+    // SAFETY: reading the flags of a live array object.
+    let writeable = unsafe { (*_PyArray_GET_ITEM_DATA(arr.as_array_ptr())).flags } & NPY_ARRAY_WRITEABLE != 0;
+    if !writeable {
+        return Err(PyValueError::new_err(format!("{name} is read-only")));
+    }
+    // SAFETY: as in `view`, and NumPy says the buffer is writable. The
+    // kernels check that no two indices of it share bytes before writing.
+    Ok(unsafe {
+        let data = (*_PyArray_GET_ITEM_DATA(arr.as_array_ptr())).data as *mut u8;
+        ArrayMut::from_raw(data, dtype, arr.shape().to_vec(), arr.strides().to_vec())
+    })
+}
+
+fn view_opt<'b>(arr: Option<&'b Bound<'_, PyUntypedArray>>, name: &str) -> PyResult<Option<ArrayRef<'b>>> {
+    arr.map(|a| view(a, name)).transpose()
+}
+
+/// Runs one loss call: returns the float64 sum of the loss elements when
+/// `sum` is true (else 0.0), and writes the elements to `loss_out` and the
+/// gradient (times `grad_scale` and `grad_output`) to `grad_out` if given.
+#[pyfunction]
+#[pyo3(signature = (probabilities, input, target, weight, pos_weight, grad_output, grad_scale, sum, loss_out, grad_out))]
+#[allow(clippy::too_many_arguments)]
+fn bce(
+    py: Python<'_>,
+    probabilities: bool,
+    input: &Bound<'_, PyUntypedArray>,
+    target: &Bound<'_, PyUntypedArray>,
+    weight: Option<&Bound<'_, PyUntypedArray>>,
+    pos_weight: Option<&Bound<'_, PyUntypedArray>>,
+    grad_output: Option<&Bound<'_, PyUntypedArray>>,
+    grad_scale: f64,
+    sum: bool,
+    loss_out: Option<&Bound<'_, PyUntypedArray>>,
+    grad_out: Option<&Bound<'_, PyUntypedArray>>,
+) -> PyResult<f64> {
+    let req = LossRequest {
+        loss: if probabilities { Loss::Probabilities } else { Loss::Logits },
+        input: view(input, "input")?,
+        target: view(target, "target")?,
+        weight: view_opt(weight, "weight")?,
+        pos_weight: view_opt(pos_weight, "pos_weight")?,
+        grad_output: view_opt(grad_output, "grad_output")?,
+        grad_scale,
+        sum,
+        loss_out: loss_out.map(|a| view_mut(a, "out")).transpose()?,
+        grad_out: grad_out.map(|a| view_mut(a, "out")).transpose()?,
+    };
+    let total = if input.len() >= DETACH_MIN_LEN { py.detach(|| kernels::loss(&req)) } else { kernels::loss(&req) };
+    Ok(total?)
+}
+
+/// Writes the logistic sigmoid of `input` into `out`.
+#[pyfunction]
+fn sigmoid(py: Python<'_>, input: &Bound<'_, PyUntypedArray>, out: &Bound<'_, PyUntypedArray>) -> PyResult<()> {
+    let (x, o) = (view(input, "x")?, view_mut(out, "out")?);
+    if input.len() >= DETACH_MIN_LEN { py.detach(|| kernels::sigmoid(&x, &o)) } else { kernels::sigmoid(&x, &o) }?;
+    Ok(())
+}
+
+/// The number of threads large calls use.
+#[pyfunction]
+fn get_num_threads() -> usize {
+    kernels::num_threads()
+}
+
+/// Sets the number of threads large calls use (at least 1).
+#[pyfunction]
+fn set_num_threads(n: usize) -> PyResult<()> {
+    Ok(kernels::set_num_threads(n)?)
+}
+
+#[pymodule(gil_used = false)]
+#[pyo3(name = "_core")]
+fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("CHUNK", kernels::CHUNK)?;
+    m.add("PARALLEL_MIN_LEN", kernels::PARALLEL_MIN_LEN)?;
+    m.add("OverlapError", m.py().get_type::<OverlapError>())?;
+    m.add_function(wrap_pyfunction!(bce, m)?)?;
+    m.add_function(wrap_pyfunction!(sigmoid, m)?)?;
+    m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    Ok(())
+}
