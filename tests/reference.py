@@ -73,14 +73,15 @@ def reference(fn: str, x: Any, y: Any, weight: Any = None, pos_weight: Any = Non
     return reduce(loss, reduction), grad * factor, scale * np.abs(factor)
 
 
-def assert_close(got: Any, want: Any, rtol: float, scale: Optional[Any] = None, what: str = "") -> None:
-    """|got - want| <= rtol * max(|want|, scale), elementwise; NaN equals NaN."""
+def assert_close(got: Any, want: Any, rtol: float, scale: Optional[Any] = None, what: str = "",
+                 atol: float = 0.0) -> None:
+    """|got - want| <= rtol * max(|want|, scale) + atol, elementwise; NaN equals NaN."""
     got = np.asarray(got, np.float64)
     want = np.asarray(want, np.float64)
     assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"
     bound = np.abs(want) if scale is None else np.maximum(np.abs(want), np.asarray(scale, np.float64))
     with np.errstate(invalid="ignore"):
-        ok = (got == want) | (np.isnan(got) & np.isnan(want)) | (np.abs(got - want) <= rtol * bound)
+        ok = (got == want) | (np.isnan(got) & np.isnan(want)) | (np.abs(got - want) <= rtol * bound + atol)
     if not np.all(ok):
         bad = np.flatnonzero(~ok)[:5]
         raise AssertionError(

@@ -4,6 +4,16 @@ from typing import Any, Optional
 
 from numpy.typing import NDArray
 
+__all__ = [
+    "CHUNK",
+    "OverlapError",
+    "PARALLEL_MIN_LEN",
+    "__version__",
+    "bce",
+    "get_num_threads",
+    "set_num_threads",
+    "sigmoid",
+]
 __version__: str
 CHUNK: int
 PARALLEL_MIN_LEN: int

@@ -319,7 +319,7 @@ def binary_cross_entropy(
     >>> p = np.array([0.9, 0.2, 0.6])
     >>> y = np.array([1.0, 0.0, 1.0])
     >>> print(f"{fb.binary_cross_entropy(p, y):.6f}")
-    0.280047
+    0.279777
     """
     loss, _ = _evaluate(True, input, target, weight, None, reduction,
                         value=True, grad=False, out=out)
@@ -443,7 +443,7 @@ def binary_cross_entropy_with_logits_value_and_grad(
     >>> loss, grad = fb.binary_cross_entropy_with_logits_value_and_grad(
     ...     np.array([0.0, 2.0]), np.array([1.0, 0.0]))
     >>> print(f"{loss:.6f}", grad)
-    1.409038 [-0.25        0.44039854]
+    1.410038 [-0.25        0.44039854]
     """
     loss, grad = _evaluate(False, input, target, weight, pos_weight, reduction,
                            value=True, grad=True, grad_output=grad_output, out=out)

@@ -1,0 +1,181 @@
+"""Every error path: the exception type and a message that names the argument."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import fastbce as fb
+
+X = np.zeros((4, 3), np.float32)
+Y = np.zeros((4, 3), np.float32)
+P = np.full((4, 3), 0.5, np.float32)
+
+ALL_FUNCS = [
+    fb.binary_cross_entropy_with_logits, fb.binary_cross_entropy_with_logits_grad,
+    fb.binary_cross_entropy_with_logits_value_and_grad, fb.binary_cross_entropy,
+    fb.binary_cross_entropy_grad, fb.binary_cross_entropy_value_and_grad,
+]
+PROB_FUNCS = ALL_FUNCS[3:]
+
+
+def raises(exc, message):
+    return pytest.raises(exc, match="^" + re.escape(message) + "$")
+
+
+@pytest.mark.parametrize("fn", ALL_FUNCS)
+def test_target_shape_must_equal_input_shape(fn):
+    with raises(ValueError, "target must have the same shape as input, got target shape (3, 4) "
+                            "and input shape (4, 3)"):
+        fn(P, np.zeros((3, 4)))
+    with raises(ValueError, "target must have the same shape as input, got target shape (3,) "
+                            "and input shape (4, 3)"):
+        fn(P, np.zeros(3))
+
+
+@pytest.mark.parametrize("fn", ALL_FUNCS)
+def test_weight_must_broadcast_without_enlarging(fn):
+    with raises(ValueError, "weight of shape (2,) does not broadcast to the input shape (4, 3)"):
+        fn(P, Y, np.ones(2))
+    with raises(ValueError, "weight of shape (2, 4, 3) would broadcast the input shape (4, 3) to "
+                            "(2, 4, 3); it must broadcast to the input shape without changing it"):
+        fn(P, Y, np.ones((2, 4, 3)))
+
+
+def test_pos_weight_must_broadcast_without_enlarging():
+    with raises(ValueError, "pos_weight of shape (4,) does not broadcast to the input shape (4, 3)"):
+        fb.binary_cross_entropy_with_logits(X, Y, pos_weight=np.ones(4))
+    with raises(ValueError, "pos_weight of shape (5, 1, 3) would broadcast the input shape (4, 3) "
+                            "to (5, 4, 3); it must broadcast to the input shape without changing it"):
+        fb.binary_cross_entropy_with_logits_grad(X, Y, pos_weight=np.ones((5, 1, 3)))
+
+
+@pytest.mark.parametrize("fn", ALL_FUNCS)
+@pytest.mark.parametrize("reduction", ["avg", "MEAN", None, 1])
+def test_bad_reduction(fn, reduction):
+    with raises(ValueError, f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}"):
+        fn(P, Y, reduction=reduction)
+
+
+def test_loss_classes_check_reduction_early():
+    with raises(ValueError, "reduction must be 'mean', 'sum' or 'none', got 'elementwise_mean'"):
+        fb.BCEWithLogitsLoss(reduction="elementwise_mean")
+    with raises(ValueError, "reduction must be 'mean', 'sum' or 'none', got 'total'"):
+        fb.BCELoss(reduction="total")
+
+
+@pytest.mark.parametrize("name, bad", [
+    ("input", np.zeros(3, np.complex64)),
+    ("input", np.array(["a", "b", "c"])),
+    ("input", np.array([1.0, None, 2.0], dtype=object)),
+    ("input", np.zeros(3, np.longdouble) if np.dtype(np.longdouble).itemsize > 8 else np.zeros(3, "M8[s]")),
+    ("target", np.zeros(3, np.complex128)),
+    ("target", np.array([b"x", b"y", b"z"])),
+    ("weight", np.zeros(3, np.complex64)),
+    ("pos_weight", np.array(["1", "2", "3"])),
+])
+def test_unsupported_dtypes_raise_type_error(name, bad):
+    args = {"input": np.zeros(3), "target": np.zeros(3), "weight": None, "pos_weight": None}
+    args[name] = bad
+    with raises(TypeError, f"{name} has dtype {bad.dtype}; expected float16, float32, float64, "
+                           "an integer type or bool"):
+        fb.binary_cross_entropy_with_logits(**args)
+
+
+def test_ragged_input_names_the_argument():
+    with pytest.raises(ValueError, match="^input could not be converted to a NumPy array: "):
+        fb.binary_cross_entropy_with_logits([[1.0, 2.0], [3.0]], [[1.0, 2.0], [3.0]])
+
+
+@pytest.mark.parametrize("fn", PROB_FUNCS)
+@pytest.mark.parametrize("value", [-0.1, 1.5, np.nan, np.inf, -np.inf])
+def test_probabilities_outside_unit_interval(fn, value):
+    x = P.copy()
+    x[2, 1] = value
+    with raises(ValueError, "all elements of input should be between 0 and 1"):
+        fn(x, Y)
+    y = Y.copy()
+    y[3, 2] = value
+    with raises(ValueError, "all elements of target should be between 0 and 1"):
+        fn(P, y)
+
+
+def test_probability_targets_of_integer_type_are_checked():
+    with raises(ValueError, "all elements of target should be between 0 and 1"):
+        fb.binary_cross_entropy(P, np.full((4, 3), 2, np.int64))
+    big = np.full(100_000, 0.5)
+    big[-1] = 1.0001
+    with raises(ValueError, "all elements of input should be between 0 and 1"):
+        fb.binary_cross_entropy(big, np.zeros_like(big))
+
+
+def test_out_of_range_in_place_leaves_input_untouched():
+    x = np.full(50_000, 0.25)
+    x[-3] = 2.0
+    before = x.copy()
+    with raises(ValueError, "all elements of input should be between 0 and 1"):
+        fb.binary_cross_entropy(x, np.zeros_like(x), reduction="none", out=x)
+    np.testing.assert_array_equal(x, before)
+
+
+@pytest.mark.parametrize("fn", [fb.binary_cross_entropy_with_logits_grad,
+                                fb.binary_cross_entropy_with_logits_value_and_grad])
+def test_bad_out(fn):
+    with raises(TypeError, "out must be a numpy.ndarray, got list"):
+        fn(X, Y, out=[0.0] * 12)
+    with raises(ValueError, "out has shape (3, 4), but the gradient has shape (4, 3)"):
+        fn(X, Y, out=np.empty((3, 4), np.float32))
+    with raises(ValueError, "out has dtype float64, but the gradient has dtype float32"):
+        fn(X, Y, out=np.empty((4, 3), np.float64))
+    with raises(ValueError, "out has dtype >f4, but the gradient has dtype float32"):
+        fn(X, Y, out=np.empty((4, 3), ">f4"))
+    read_only = np.empty((4, 3), np.float32)
+    read_only.flags.writeable = False
+    with raises(ValueError, "out is read-only; pass a writeable array"):
+        fn(X, Y, out=read_only)
+    overlapping = np.lib.stride_tricks.as_strided(np.zeros(6, np.float32), (4, 3), (4, 4))
+    with raises(ValueError, "out has elements that share memory (a broadcast or overlapping view); "
+                            "pass an array whose elements are distinct"):
+        fn(X, Y, out=overlapping)
+
+
+def test_out_needs_reduction_none_for_the_loss():
+    with raises(ValueError, "out receives the elementwise loss, so it needs reduction='none', "
+                            "got reduction='mean'"):
+        fb.binary_cross_entropy_with_logits(X, Y, out=np.empty((4, 3), np.float32))
+    with raises(ValueError, "out has dtype float32, but the loss has dtype float64"):
+        fb.binary_cross_entropy(P.astype(np.float64), Y, reduction="none",
+                                out=np.empty((4, 3), np.float32))
+    with raises(ValueError, "out has dtype float64, but the result has dtype float16"):
+        fb.sigmoid(X.astype(np.float16), out=np.empty((4, 3)))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_grad_output_must_be_scalar_for_reduced_losses(reduction):
+    with raises(ValueError, f"grad_output must be a scalar for reduction={reduction!r}, got shape (4, 3)"):
+        fb.binary_cross_entropy_with_logits_grad(X, Y, reduction=reduction, grad_output=np.ones((4, 3)))
+
+
+def test_grad_output_must_broadcast_for_reduction_none():
+    with raises(ValueError, "grad_output of shape (4,) does not broadcast to the input shape (4, 3)"):
+        fb.binary_cross_entropy_grad(P, Y, reduction="none", grad_output=np.ones(4))
+    with raises(TypeError, "grad_output has dtype complex128; expected float16, float32, float64, "
+                           "an integer type or bool"):
+        fb.binary_cross_entropy_grad(P, Y, reduction="none", grad_output=np.ones(3, complex))
+
+
+@pytest.mark.parametrize("n", [0, -1])
+def test_thread_count_below_one(n):
+    with raises(ValueError, f"the number of threads must be at least 1, got {n}"):
+        fb.set_num_threads(n)
+    with raises(ValueError, f"the number of threads must be at least 1, got {n}"):
+        with fb.num_threads(n):
+            pass
+
+
+@pytest.mark.parametrize("n", [2.0, "2", True, None])
+def test_thread_count_must_be_an_integer(n):
+    with raises(TypeError, f"the number of threads must be an integer, got {type(n).__name__}"):
+        fb.set_num_threads(n)

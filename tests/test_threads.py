@@ -1,0 +1,122 @@
+"""Threads: deterministic reductions for every thread count, safe concurrent
+calls, and the controls (set/get, context manager, environment variable)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import fastbce as fb
+
+N = 3_000_000
+THREAD_COUNTS = [1, 2, 3, 4, 8]
+
+
+@pytest.fixture(scope="module")
+def batch():
+    rng = np.random.default_rng(2026)
+    x = rng.normal(0, 4, N).astype(np.float32)
+    y = (rng.uniform(size=N) < 0.3).astype(np.float32)
+    pw = rng.uniform(0.5, 4, (N // 100, 100)).astype(np.float32)[0]
+    return x, y, pw
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_reductions_are_bitwise_equal_for_any_thread_count(batch, reduction):
+    x, y, pw = batch
+    results = {}
+    for n in THREAD_COUNTS:
+        with fb.num_threads(n):
+            results[n] = (
+                fb.binary_cross_entropy_with_logits(x, y, reduction=reduction),
+                fb.binary_cross_entropy_with_logits(x.reshape(-1, 100), y.reshape(-1, 100),
+                                                    reduction=reduction, pos_weight=pw),
+                fb.binary_cross_entropy_with_logits_value_and_grad(x, y, reduction=reduction)[0],
+                fb.binary_cross_entropy(fb.sigmoid(x[:100_000]), y[:100_000], reduction=reduction),
+            )
+    first = results[1]
+    for n, values in results.items():
+        assert [v.tobytes() for v in values] == [v.tobytes() for v in first], f"{n} threads"
+    # And it is the right number, not just a stable one.
+    exact = np.sum(np.logaddexp(0, x.astype(np.float64)) - y * x.astype(np.float64))
+    want = exact / N if reduction == "mean" else exact
+    assert abs(float(first[0]) - want) <= 2e-6 * abs(want)
+
+
+def test_runs_repeat_bitwise(batch):
+    x, y, _ = batch
+    values = {fb.binary_cross_entropy_with_logits(x, y).tobytes() for _ in range(5)}
+    assert len(values) == 1
+
+
+def test_gradients_do_not_depend_on_thread_count(batch):
+    x, y, _ = batch
+    with fb.num_threads(1):
+        serial = fb.binary_cross_entropy_with_logits_grad(x, y)
+    with fb.num_threads(4):
+        parallel = fb.binary_cross_entropy_with_logits_grad(x, y)
+    np.testing.assert_array_equal(serial, parallel)
+
+
+def test_concurrent_python_threads_get_the_serial_results():
+    rng = np.random.default_rng(5)
+    jobs = []
+    for k in range(8):
+        n = 200_000 + 37_000 * k
+        jobs.append((rng.normal(0, 3, n).astype(np.float64 if k % 2 else np.float32),
+                     rng.uniform(0, 1, n)))
+
+    def compute(x, y):
+        loss, grad = fb.binary_cross_entropy_with_logits_value_and_grad(x, y.astype(x.dtype))
+        return loss, grad, fb.binary_cross_entropy(fb.sigmoid(x), y.astype(x.dtype), reduction="sum")
+
+    with fb.num_threads(1):
+        serial = [compute(x, y) for x, y in jobs]
+    results = [None] * len(jobs)
+    barrier = threading.Barrier(len(jobs))
+
+    def worker(i):
+        barrier.wait()
+        for _ in range(3):
+            results[i] = compute(*jobs[i])
+
+    with fb.num_threads(2):
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(jobs))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    for (loss, grad, total), (want_loss, want_grad, want_total) in zip(results, serial):
+        assert loss.tobytes() == want_loss.tobytes()
+        assert total.tobytes() == want_total.tobytes()
+        np.testing.assert_array_equal(grad, want_grad)
+
+
+def test_context_manager_restores_the_count_even_on_error():
+    fb.set_num_threads(3)
+    with pytest.raises(RuntimeError):
+        with fb.num_threads(1):
+            assert fb.get_num_threads() == 1
+            raise RuntimeError
+    assert fb.get_num_threads() == 3
+
+
+def _fresh_get_num_threads(env_value):
+    env = dict(os.environ, FASTBCE_NUM_THREADS=env_value)
+    code = ("import warnings; warnings.simplefilter('always')\n"
+            "import fastbce; print(fastbce.get_num_threads())")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True)
+    return int(done.stdout), done.stderr
+
+
+def test_environment_variable_sets_the_default():
+    assert _fresh_get_num_threads("3") == (3, "")
+    n, err = _fresh_get_num_threads("zero")
+    assert n == len(os.sched_getaffinity(0))
+    assert "RuntimeWarning: ignoring FASTBCE_NUM_THREADS='zero': expected an integer of at least 1" in err
