@@ -1,8 +1,7 @@
 import os
 
-import pytest
-
 import fastbce
+import pytest
 
 
 @pytest.fixture(autouse=True)

@@ -33,5 +33,5 @@ def in_layout(a: np.ndarray, layout: str) -> np.ndarray:
 def broadcastable_shape(shape: tuple, keep: list, drop_leading: int) -> tuple:
     """`shape` with the axes where `keep` is False set to 1, and the first
     `drop_leading` axes removed: a shape that broadcasts to `shape`."""
-    out = tuple(n if k else 1 for n, k in zip(shape, keep))
+    out = tuple(n if k else 1 for n, k in zip(shape, keep, strict=True))
     return out[drop_leading:]

@@ -28,8 +28,9 @@ def _times(coef: np.ndarray, value: np.ndarray) -> np.ndarray:
         return np.where(coef == 0, 0.0, coef * value)
 
 
-def elements(fn: str, x: Any, y: Any, weight: Any = None, pos_weight: Any = None
-             ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def elements(
+    fn: str, x: Any, y: Any, weight: Any = None, pos_weight: Any = None
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Loss elements, gradient elements and the gradient's term scale.
 
     The term scale is the larger magnitude of the gradient's two terms: the
@@ -62,9 +63,9 @@ def reduce(values: np.ndarray, reduction: str) -> Any:
     return total / values.size if values.size else math.nan
 
 
-def reference(fn: str, x: Any, y: Any, weight: Any = None, pos_weight: Any = None,
-              reduction: str = "mean", grad_output: Any = 1.0
-              ) -> Tuple[Any, np.ndarray, np.ndarray]:
+def reference(
+    fn: str, x: Any, y: Any, weight: Any = None, pos_weight: Any = None, reduction: str = "mean", grad_output: Any = 1.0
+) -> Tuple[Any, np.ndarray, np.ndarray]:
     """(loss, gradient, gradient term scale) of a call, in float64."""
     loss, grad, scale = elements(fn, x, y, weight, pos_weight)
     factor = np.asarray(grad_output, np.float64)
@@ -73,8 +74,9 @@ def reference(fn: str, x: Any, y: Any, weight: Any = None, pos_weight: Any = Non
     return reduce(loss, reduction), grad * factor, scale * np.abs(factor)
 
 
-def assert_close(got: Any, want: Any, rtol: float, scale: Optional[Any] = None, what: str = "",
-                 atol: float = 0.0) -> None:
+def assert_close(
+    got: Any, want: Any, rtol: float, scale: Optional[Any] = None, what: str = "", atol: float = 0.0
+) -> None:
     """|got - want| <= rtol * max(|want|, scale) + atol, elementwise; NaN equals NaN."""
     got = np.asarray(got, np.float64)
     want = np.asarray(want, np.float64)

@@ -6,18 +6,40 @@ from __future__ import annotations
 
 import itertools
 
+import fastbce as fb
 import numpy as np
 import pytest
-
-import fastbce as fb
 from reference import exact_logits, ulp_error
 
 MAX_ULP = 4.0
 
-MAGNITUDES = [0.0, 1e-8, 1e-3, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 14.75, 15.0, 16.75, 20.0,
-              30.0, 50.0, 87.0, 88.5, 100.0, 300.0, 700.0, 745.0, 1e3, 3e3, 1e4]
-LOGITS = sorted({s * m for m in MAGNITUDES for s in (-1.0, 1.0)}
-                | set(np.linspace(-40.0, 40.0, 161).tolist()))
+MAGNITUDES = [
+    0.0,
+    1e-8,
+    1e-3,
+    0.1,
+    0.5,
+    1.0,
+    2.0,
+    5.0,
+    10.0,
+    14.75,
+    15.0,
+    16.75,
+    20.0,
+    30.0,
+    50.0,
+    87.0,
+    88.5,
+    100.0,
+    300.0,
+    700.0,
+    745.0,
+    1e3,
+    3e3,
+    1e4,
+]
+LOGITS = sorted({s * m for m in MAGNITUDES for s in (-1.0, 1.0)} | set(np.linspace(-40.0, 40.0, 161).tolist()))
 TARGETS = [0.0, 1.0, 0.5, 0.3, 1e-7, 1e-3, 0.999, 1.0 - 1e-7]
 WEIGHTS = [(1.0, 1.0), (0.7, 2.5), (2.0, 0.3)]
 
@@ -60,7 +82,7 @@ def test_tails_keep_relative_precision_where_pytorch_gives_zero(dtype):
     x = np.array([-20.0, -50.0, -80.0], dtype)
     loss = fb.binary_cross_entropy_with_logits(x, np.zeros_like(x), reduction="none")
     grad = fb.binary_cross_entropy_with_logits_grad(-x, np.ones_like(x), reduction="none")
-    for xi, li, gi in zip(x, loss, grad):
+    for xi, li, gi in zip(x, loss, grad, strict=True):
         exact_loss, _, _ = exact_logits(float(xi), 0.0)
         _, exact_grad, _ = exact_logits(float(-xi), 1.0)
         assert li > 0 and ulp_error(float(li), exact_loss, dtype) <= MAX_ULP

@@ -9,19 +9,26 @@ import subprocess
 import sys
 import tracemalloc
 
+import fastbce as fb
 import numpy as np
 import pytest
-
-import fastbce as fb
 from layouts import in_layout
-from reference import LOGITS, PROBS, assert_close, reference
+from reference import LOGITS, assert_close, reference
 
 PUBLIC = {
-    "binary_cross_entropy_with_logits", "binary_cross_entropy",
-    "binary_cross_entropy_with_logits_grad", "binary_cross_entropy_grad",
-    "binary_cross_entropy_with_logits_value_and_grad", "binary_cross_entropy_value_and_grad",
-    "sigmoid", "BCEWithLogitsLoss", "BCELoss", "get_num_threads", "set_num_threads",
-    "num_threads", "__version__",
+    "binary_cross_entropy_with_logits",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits_grad",
+    "binary_cross_entropy_grad",
+    "binary_cross_entropy_with_logits_value_and_grad",
+    "binary_cross_entropy_value_and_grad",
+    "sigmoid",
+    "BCEWithLogitsLoss",
+    "BCELoss",
+    "get_num_threads",
+    "set_num_threads",
+    "num_threads",
+    "__version__",
 }
 
 
@@ -29,29 +36,42 @@ def test_public_names_and_version():
     assert PUBLIC <= set(fb.__all__)
     assert all(hasattr(fb, name) for name in fb.__all__)
     from importlib.metadata import version
+
     assert fb.__version__ == version("fastbce")
 
 
-@pytest.mark.parametrize("dtype, result", [
-    (np.float16, np.float16), (np.float32, np.float32), (np.float64, np.float64),
-    (np.int32, np.float64), (np.uint8, np.float64), (bool, np.float64),
-])
+@pytest.mark.parametrize(
+    "dtype, result",
+    [
+        (np.float16, np.float16),
+        (np.float32, np.float32),
+        (np.float64, np.float64),
+        (np.int32, np.float64),
+        (np.uint8, np.float64),
+        (bool, np.float64),
+    ],
+)
 def test_result_dtypes(dtype, result):
     x = np.array([[0, 1], [1, 0]], dtype)
     y = np.array([[0, 1], [0, 1]], np.float32)
     mean = fb.binary_cross_entropy_with_logits(x, y)
     assert type(mean) is result
     assert fb.binary_cross_entropy_with_logits(x, y, reduction="none").dtype == result
-    assert fb.binary_cross_entropy_grad(x.astype(np.float64).clip(0.25, 0.75).astype(dtype)
-                                        if dtype in (np.float16, np.float32) else x, y).dtype == result
+    assert (
+        fb.binary_cross_entropy_grad(
+            x.astype(np.float64).clip(0.25, 0.75).astype(dtype) if dtype in (np.float16, np.float32) else x, y
+        ).dtype
+        == result
+    )
     assert fb.sigmoid(x).dtype == result
     want, _, _ = reference(LOGITS, x, y)
     assert_close(mean, want, 1e-3)
 
 
 def test_lists_and_scalars_are_accepted():
-    assert_close(fb.binary_cross_entropy_with_logits([1.0, -2.0], [1, 0]),
-                 reference(LOGITS, [1.0, -2.0], [1, 0])[0], 1e-15)
+    assert_close(
+        fb.binary_cross_entropy_with_logits([1.0, -2.0], [1, 0]), reference(LOGITS, [1.0, -2.0], [1, 0])[0], 1e-15
+    )
     loss = fb.binary_cross_entropy_with_logits(1.5, 1.0, reduction="none")
     assert isinstance(loss, np.ndarray) and loss.shape == ()
     assert_close(loss, reference(LOGITS, 1.5, 1.0, reduction="none")[0], 1e-15)
@@ -143,7 +163,7 @@ def test_no_copy_of_any_operand_in_any_layout():
     # The measurement sees copies: a contiguous copy of x shows up in full.
     assert _peak_bytes(lambda: np.ascontiguousarray(x)) >= x.nbytes
     for reduction in ("mean", "sum"):
-        peak = _peak_bytes(lambda: fb.binary_cross_entropy_with_logits(x, y, w, reduction, pw))
+        peak = _peak_bytes(lambda r=reduction: fb.binary_cross_entropy_with_logits(x, y, w, r, pw))
         assert peak < 256 * 1024, f"{reduction}: {peak} bytes allocated"
     out = np.empty_like(x)
     peak = _peak_bytes(lambda: fb.binary_cross_entropy_with_logits_grad(x, y, w, "none", pw, out=out))
@@ -194,8 +214,9 @@ def test_loss_classes():
     loss = fb.BCEWithLogitsLoss(weight=w, reduction="sum", pos_weight=pw)
     assert repr(loss) == "BCEWithLogitsLoss(reduction='sum', weight=[1. , 0.5, 2. ], pos_weight=[3. , 1. , 0.5])"
     assert loss(x, y) == fb.binary_cross_entropy_with_logits(x, y, w, "sum", pw)
-    np.testing.assert_array_equal(loss.grad(x, y, grad_output=2.0),
-                                  fb.binary_cross_entropy_with_logits_grad(x, y, w, "sum", pw, grad_output=2.0))
+    np.testing.assert_array_equal(
+        loss.grad(x, y, grad_output=2.0), fb.binary_cross_entropy_with_logits_grad(x, y, w, "sum", pw, grad_output=2.0)
+    )
     value, grad = loss.value_and_grad(x, y)
     assert value == loss(x, y)
     np.testing.assert_array_equal(grad, loss.grad(x, y))
@@ -216,10 +237,14 @@ def test_value_and_grad_equals_separate_calls():
     rng = np.random.default_rng(8)
     x = rng.normal(size=50_000).astype(np.float32)
     y = rng.uniform(size=50_000).astype(np.float32)
-    for fn, vg, g in ((fb.binary_cross_entropy_with_logits, fb.binary_cross_entropy_with_logits_value_and_grad,
-                       fb.binary_cross_entropy_with_logits_grad),
-                      (fb.binary_cross_entropy, fb.binary_cross_entropy_value_and_grad,
-                       fb.binary_cross_entropy_grad)):
+    for fn, vg, g in (
+        (
+            fb.binary_cross_entropy_with_logits,
+            fb.binary_cross_entropy_with_logits_value_and_grad,
+            fb.binary_cross_entropy_with_logits_grad,
+        ),
+        (fb.binary_cross_entropy, fb.binary_cross_entropy_value_and_grad, fb.binary_cross_entropy_grad),
+    ):
         inp = x if fn is fb.binary_cross_entropy_with_logits else fb.sigmoid(x)
         for reduction in ("mean", "sum", "none"):
             value, grad = vg(inp, y, reduction=reduction, grad_output=0.5)
@@ -239,6 +264,5 @@ def test_every_public_function_has_an_example():
 
 
 def test_stub_matches_the_native_module():
-    done = subprocess.run([sys.executable, "-m", "mypy.stubtest", "fastbce._core"],
-                          capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "mypy.stubtest", "fastbce._core"], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import re
 
+import fastbce as fb
 import numpy as np
 import pytest
-
-import fastbce as fb
 
 X = np.zeros((4, 3), np.float32)
 Y = np.zeros((4, 3), np.float32)
 P = np.full((4, 3), 0.5, np.float32)
 
 ALL_FUNCS = [
-    fb.binary_cross_entropy_with_logits, fb.binary_cross_entropy_with_logits_grad,
-    fb.binary_cross_entropy_with_logits_value_and_grad, fb.binary_cross_entropy,
-    fb.binary_cross_entropy_grad, fb.binary_cross_entropy_value_and_grad,
+    fb.binary_cross_entropy_with_logits,
+    fb.binary_cross_entropy_with_logits_grad,
+    fb.binary_cross_entropy_with_logits_value_and_grad,
+    fb.binary_cross_entropy,
+    fb.binary_cross_entropy_grad,
+    fb.binary_cross_entropy_value_and_grad,
 ]
 PROB_FUNCS = ALL_FUNCS[3:]
 
@@ -27,11 +29,9 @@ def raises(exc, message):
 
 @pytest.mark.parametrize("fn", ALL_FUNCS)
 def test_target_shape_must_equal_input_shape(fn):
-    with raises(ValueError, "target must have the same shape as input, got target shape (3, 4) "
-                            "and input shape (4, 3)"):
+    with raises(ValueError, "target must have the same shape as input, got target shape (3, 4) and input shape (4, 3)"):
         fn(P, np.zeros((3, 4)))
-    with raises(ValueError, "target must have the same shape as input, got target shape (3,) "
-                            "and input shape (4, 3)"):
+    with raises(ValueError, "target must have the same shape as input, got target shape (3,) and input shape (4, 3)"):
         fn(P, np.zeros(3))
 
 
@@ -39,16 +39,22 @@ def test_target_shape_must_equal_input_shape(fn):
 def test_weight_must_broadcast_without_enlarging(fn):
     with raises(ValueError, "weight of shape (2,) does not broadcast to the input shape (4, 3)"):
         fn(P, Y, np.ones(2))
-    with raises(ValueError, "weight of shape (2, 4, 3) would broadcast the input shape (4, 3) to "
-                            "(2, 4, 3); it must broadcast to the input shape without changing it"):
+    with raises(
+        ValueError,
+        "weight of shape (2, 4, 3) would broadcast the input shape (4, 3) to "
+        "(2, 4, 3); it must broadcast to the input shape without changing it",
+    ):
         fn(P, Y, np.ones((2, 4, 3)))
 
 
 def test_pos_weight_must_broadcast_without_enlarging():
     with raises(ValueError, "pos_weight of shape (4,) does not broadcast to the input shape (4, 3)"):
         fb.binary_cross_entropy_with_logits(X, Y, pos_weight=np.ones(4))
-    with raises(ValueError, "pos_weight of shape (5, 1, 3) would broadcast the input shape (4, 3) "
-                            "to (5, 4, 3); it must broadcast to the input shape without changing it"):
+    with raises(
+        ValueError,
+        "pos_weight of shape (5, 1, 3) would broadcast the input shape (4, 3) "
+        "to (5, 4, 3); it must broadcast to the input shape without changing it",
+    ):
         fb.binary_cross_entropy_with_logits_grad(X, Y, pos_weight=np.ones((5, 1, 3)))
 
 
@@ -66,21 +72,25 @@ def test_loss_classes_check_reduction_early():
         fb.BCELoss(reduction="total")
 
 
-@pytest.mark.parametrize("name, bad", [
-    ("input", np.zeros(3, np.complex64)),
-    ("input", np.array(["a", "b", "c"])),
-    ("input", np.array([1.0, None, 2.0], dtype=object)),
-    ("input", np.zeros(3, np.longdouble) if np.dtype(np.longdouble).itemsize > 8 else np.zeros(3, "M8[s]")),
-    ("target", np.zeros(3, np.complex128)),
-    ("target", np.array([b"x", b"y", b"z"])),
-    ("weight", np.zeros(3, np.complex64)),
-    ("pos_weight", np.array(["1", "2", "3"])),
-])
+@pytest.mark.parametrize(
+    "name, bad",
+    [
+        ("input", np.zeros(3, np.complex64)),
+        ("input", np.array(["a", "b", "c"])),
+        ("input", np.array([1.0, None, 2.0], dtype=object)),
+        ("input", np.zeros(3, np.longdouble) if np.dtype(np.longdouble).itemsize > 8 else np.zeros(3, "M8[s]")),
+        ("target", np.zeros(3, np.complex128)),
+        ("target", np.array([b"x", b"y", b"z"])),
+        ("weight", np.zeros(3, np.complex64)),
+        ("pos_weight", np.array(["1", "2", "3"])),
+    ],
+)
 def test_unsupported_dtypes_raise_type_error(name, bad):
     args = {"input": np.zeros(3), "target": np.zeros(3), "weight": None, "pos_weight": None}
     args[name] = bad
-    with raises(TypeError, f"{name} has dtype {bad.dtype}; expected float16, float32, float64, "
-                           "an integer type or bool"):
+    with raises(
+        TypeError, f"{name} has dtype {bad.dtype}; expected float16, float32, float64, an integer type or bool"
+    ):
         fb.binary_cross_entropy_with_logits(**args)
 
 
@@ -120,8 +130,9 @@ def test_out_of_range_in_place_leaves_input_untouched():
     np.testing.assert_array_equal(x, before)
 
 
-@pytest.mark.parametrize("fn", [fb.binary_cross_entropy_with_logits_grad,
-                                fb.binary_cross_entropy_with_logits_value_and_grad])
+@pytest.mark.parametrize(
+    "fn", [fb.binary_cross_entropy_with_logits_grad, fb.binary_cross_entropy_with_logits_value_and_grad]
+)
 def test_bad_out(fn):
     with raises(TypeError, "out must be a numpy.ndarray, got list"):
         fn(X, Y, out=[0.0] * 12)
@@ -136,18 +147,19 @@ def test_bad_out(fn):
     with raises(ValueError, "out is read-only; pass a writeable array"):
         fn(X, Y, out=read_only)
     overlapping = np.lib.stride_tricks.as_strided(np.zeros(6, np.float32), (4, 3), (4, 4))
-    with raises(ValueError, "out has elements that share memory (a broadcast or overlapping view); "
-                            "pass an array whose elements are distinct"):
+    with raises(
+        ValueError,
+        "out has elements that share memory (a broadcast or overlapping view); "
+        "pass an array whose elements are distinct",
+    ):
         fn(X, Y, out=overlapping)
 
 
 def test_out_needs_reduction_none_for_the_loss():
-    with raises(ValueError, "out receives the elementwise loss, so it needs reduction='none', "
-                            "got reduction='mean'"):
+    with raises(ValueError, "out receives the elementwise loss, so it needs reduction='none', got reduction='mean'"):
         fb.binary_cross_entropy_with_logits(X, Y, out=np.empty((4, 3), np.float32))
     with raises(ValueError, "out has dtype float32, but the loss has dtype float64"):
-        fb.binary_cross_entropy(P.astype(np.float64), Y, reduction="none",
-                                out=np.empty((4, 3), np.float32))
+        fb.binary_cross_entropy(P.astype(np.float64), Y, reduction="none", out=np.empty((4, 3), np.float32))
     with raises(ValueError, "out has dtype float64, but the result has dtype float16"):
         fb.sigmoid(X.astype(np.float16), out=np.empty((4, 3)))
 
@@ -161,8 +173,9 @@ def test_grad_output_must_be_scalar_for_reduced_losses(reduction):
 def test_grad_output_must_broadcast_for_reduction_none():
     with raises(ValueError, "grad_output of shape (4,) does not broadcast to the input shape (4, 3)"):
         fb.binary_cross_entropy_grad(P, Y, reduction="none", grad_output=np.ones(4))
-    with raises(TypeError, "grad_output has dtype complex128; expected float16, float32, float64, "
-                           "an integer type or bool"):
+    with raises(
+        TypeError, "grad_output has dtype complex128; expected float16, float32, float64, an integer type or bool"
+    ):
         fb.binary_cross_entropy_grad(P, Y, reduction="none", grad_output=np.ones(3, complex))
 
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import fastbce as fb
 import numpy as np
 import pytest
-
-import fastbce as fb
 from reference import LOGITS, assert_close, elements
 
 DATA = Path(__file__).parent / "data"
@@ -20,10 +19,12 @@ ARRAYS = np.load(DATA / "golden.npz")
 RTOL = {"float64": 1e-12, "float32": 1e-6, "float16": 1e-3}
 
 FUNCS = {
-    LOGITS: (fb.binary_cross_entropy_with_logits, fb.binary_cross_entropy_with_logits_grad,
-             fb.binary_cross_entropy_with_logits_value_and_grad),
-    "bce": (fb.binary_cross_entropy, fb.binary_cross_entropy_grad,
-            fb.binary_cross_entropy_value_and_grad),
+    LOGITS: (
+        fb.binary_cross_entropy_with_logits,
+        fb.binary_cross_entropy_with_logits_grad,
+        fb.binary_cross_entropy_with_logits_value_and_grad,
+    ),
+    "bce": (fb.binary_cross_entropy, fb.binary_cross_entropy_grad, fb.binary_cross_entropy_value_and_grad),
 }
 
 

@@ -3,12 +3,11 @@ weight and pos_weight broadcast, loss, reduction and `out=`."""
 
 from __future__ import annotations
 
+import fastbce as fb
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
-import fastbce as fb
 from layouts import LAYOUTS, broadcastable_shape, in_layout
 from reference import LOGITS, PROBS, assert_close, reference
 
@@ -17,10 +16,12 @@ RTOL = {np.float16: 2e-3, np.float32: 2e-6, np.float64: 1e-13}
 TARGET_KINDS = ("same", "float32", "float64", "bool", "uint8", "int64", "soft")
 
 FUNCS = {
-    LOGITS: (fb.binary_cross_entropy_with_logits, fb.binary_cross_entropy_with_logits_grad,
-             fb.binary_cross_entropy_with_logits_value_and_grad),
-    PROBS: (fb.binary_cross_entropy, fb.binary_cross_entropy_grad,
-            fb.binary_cross_entropy_value_and_grad),
+    LOGITS: (
+        fb.binary_cross_entropy_with_logits,
+        fb.binary_cross_entropy_with_logits_grad,
+        fb.binary_cross_entropy_with_logits_value_and_grad,
+    ),
+    PROBS: (fb.binary_cross_entropy, fb.binary_cross_entropy_grad, fb.binary_cross_entropy_value_and_grad),
 }
 
 
@@ -39,8 +40,16 @@ def problems(draw):
     if kind == "soft":
         y = draw(hnp.arrays(dtype, shape, elements=st.floats(0, 1, width=16)))
     else:
-        y = hard.astype({"same": dtype, "float32": np.float32, "float64": np.float64,
-                         "bool": bool, "uint8": np.uint8, "int64": np.int64}[kind])
+        y = hard.astype(
+            {
+                "same": dtype,
+                "float32": np.float32,
+                "float64": np.float64,
+                "bool": bool,
+                "uint8": np.uint8,
+                "int64": np.int64,
+            }[kind]
+        )
     x = in_layout(x, draw(st.sampled_from(LAYOUTS)))
     y = in_layout(y, draw(st.sampled_from(LAYOUTS)))
 

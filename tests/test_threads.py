@@ -8,10 +8,9 @@ import subprocess
 import sys
 import threading
 
+import fastbce as fb
 import numpy as np
 import pytest
-
-import fastbce as fb
 
 N = 3_000_000
 THREAD_COUNTS = [1, 2, 3, 4, 8]
@@ -34,8 +33,9 @@ def test_reductions_are_bitwise_equal_for_any_thread_count(batch, reduction):
         with fb.num_threads(n):
             results[n] = (
                 fb.binary_cross_entropy_with_logits(x, y, reduction=reduction),
-                fb.binary_cross_entropy_with_logits(x.reshape(-1, 100), y.reshape(-1, 100),
-                                                    reduction=reduction, pos_weight=pw),
+                fb.binary_cross_entropy_with_logits(
+                    x.reshape(-1, 100), y.reshape(-1, 100), reduction=reduction, pos_weight=pw
+                ),
                 fb.binary_cross_entropy_with_logits_value_and_grad(x, y, reduction=reduction)[0],
                 fb.binary_cross_entropy(fb.sigmoid(x[:100_000]), y[:100_000], reduction=reduction),
             )
@@ -68,8 +68,7 @@ def test_concurrent_python_threads_get_the_serial_results():
     jobs = []
     for k in range(8):
         n = 200_000 + 37_000 * k
-        jobs.append((rng.normal(0, 3, n).astype(np.float64 if k % 2 else np.float32),
-                     rng.uniform(0, 1, n)))
+        jobs.append((rng.normal(0, 3, n).astype(np.float64 if k % 2 else np.float32), rng.uniform(0, 1, n)))
 
     def compute(x, y):
         loss, grad = fb.binary_cross_entropy_with_logits_value_and_grad(x, y.astype(x.dtype))
@@ -91,7 +90,7 @@ def test_concurrent_python_threads_get_the_serial_results():
             t.start()
         for t in threads:
             t.join()
-    for (loss, grad, total), (want_loss, want_grad, want_total) in zip(results, serial):
+    for (loss, grad, total), (want_loss, want_grad, want_total) in zip(results, serial, strict=True):
         assert loss.tobytes() == want_loss.tobytes()
         assert total.tobytes() == want_total.tobytes()
         np.testing.assert_array_equal(grad, want_grad)
@@ -108,10 +107,8 @@ def test_context_manager_restores_the_count_even_on_error():
 
 def _fresh_get_num_threads(env_value):
     env = dict(os.environ, FASTBCE_NUM_THREADS=env_value)
-    code = ("import warnings; warnings.simplefilter('always')\n"
-            "import fastbce; print(fastbce.get_num_threads())")
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          check=True)
+    code = "import warnings; warnings.simplefilter('always')\nimport fastbce; print(fastbce.get_num_threads())"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return int(done.stdout), done.stderr
 
 

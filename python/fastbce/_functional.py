@@ -49,10 +49,7 @@ def as_numeric(name: str, value: ArrayLike) -> NDArray[Any]:
             raise type(exc)(f"{name} could not be converted to a NumPy array: {exc}") from None
     dtype = arr.dtype
     if dtype.kind not in "biuf" or (dtype.kind == "f" and dtype.itemsize > 8):
-        raise TypeError(
-            f"{name} has dtype {dtype}; expected float16, float32, float64, "
-            "an integer type or bool"
-        )
+        raise TypeError(f"{name} has dtype {dtype}; expected float16, float32, float64, an integer type or bool")
     if not dtype.isnative:
         arr = arr.astype(dtype.newbyteorder("="))
     return arr
@@ -81,9 +78,7 @@ def broadcast_to_input(name: str, value: ArrayLike, shape: Tuple[int, ...]) -> N
     try:
         joint = np.broadcast_shapes(arr.shape, shape)
     except ValueError:
-        raise ValueError(
-            f"{name} of shape {arr.shape} does not broadcast to the input shape {shape}"
-        ) from None
+        raise ValueError(f"{name} of shape {arr.shape} does not broadcast to the input shape {shape}") from None
     if joint != shape:
         raise ValueError(
             f"{name} of shape {arr.shape} would broadcast the input shape {shape} to "
@@ -125,9 +120,9 @@ def _run(
         fresh_loss = None if loss_out is None else np.empty_like(loss_out)
         fresh_grad = None if grad_out is None else np.empty_like(grad_out)
         result = _core.bce(probabilities, x, y, w, pw, go, scale, total, fresh_loss, fresh_grad)
-        if loss_out is not None:
+        if loss_out is not None and fresh_loss is not None:
             np.copyto(loss_out, fresh_loss)
-        if grad_out is not None:
+        if grad_out is not None and fresh_grad is not None:
             np.copyto(grad_out, fresh_grad)
         return result
 
@@ -150,8 +145,7 @@ def _evaluate(
     y = as_numeric("target", target)
     if y.shape != x.shape:
         raise ValueError(
-            f"target must have the same shape as input, got target shape {y.shape} "
-            f"and input shape {x.shape}"
+            f"target must have the same shape as input, got target shape {y.shape} and input shape {x.shape}"
         )
     check_reduction(reduction)
     shape = x.shape
@@ -166,10 +160,7 @@ def _evaluate(
         g = as_numeric("grad_output", grad_output)
         if reduction != "none":
             if g.ndim != 0:
-                raise ValueError(
-                    f"grad_output must be a scalar for reduction={reduction!r}, "
-                    f"got shape {g.shape}"
-                )
+                raise ValueError(f"grad_output must be a scalar for reduction={reduction!r}, got shape {g.shape}")
             scale = float(g) / n if reduction == "mean" and n else float(g)
         elif g.ndim == 0:
             scale = float(g)
@@ -186,8 +177,7 @@ def _evaluate(
             loss_out = check_out(out, shape, dtype, "loss")
     elif value and out is not None and not grad:
         raise ValueError(
-            f"out receives the elementwise loss, so it needs reduction='none', "
-            f"got reduction={reduction!r}"
+            f"out receives the elementwise loss, so it needs reduction='none', got reduction={reduction!r}"
         )
 
     total = value and reduction != "none"
@@ -265,8 +255,7 @@ def binary_cross_entropy_with_logits(
     >>> fb.binary_cross_entropy_with_logits(x, y, reduction="none").shape
     (3, 3)
     """
-    loss, _ = _evaluate(False, input, target, weight, pos_weight, reduction,
-                        value=True, grad=False, out=out)
+    loss, _ = _evaluate(False, input, target, weight, pos_weight, reduction, value=True, grad=False, out=out)
     assert loss is not None
     return loss
 
@@ -321,8 +310,7 @@ def binary_cross_entropy(
     >>> print(f"{fb.binary_cross_entropy(p, y):.6f}")
     0.279777
     """
-    loss, _ = _evaluate(True, input, target, weight, None, reduction,
-                        value=True, grad=False, out=out)
+    loss, _ = _evaluate(True, input, target, weight, None, reduction, value=True, grad=False, out=out)
     assert loss is not None
     return loss
 
@@ -366,8 +354,9 @@ def binary_cross_entropy_with_logits_grad(
     >>> fb.binary_cross_entropy_with_logits_grad(np.array([0.0, 2.0]), np.array([1.0, 0.0]))
     array([-0.25      ,  0.44039854])
     """
-    _, grad = _evaluate(False, input, target, weight, pos_weight, reduction,
-                        value=False, grad=True, grad_output=grad_output, out=out)
+    _, grad = _evaluate(
+        False, input, target, weight, pos_weight, reduction, value=False, grad=True, grad_output=grad_output, out=out
+    )
     assert grad is not None
     return grad
 
@@ -408,8 +397,9 @@ def binary_cross_entropy_grad(
     >>> fb.binary_cross_entropy_grad(np.array([0.5, 0.8]), np.array([1.0, 0.0]), reduction="sum")
     array([-2., 5.])
     """
-    _, grad = _evaluate(True, input, target, weight, None, reduction,
-                        value=False, grad=True, grad_output=grad_output, out=out)
+    _, grad = _evaluate(
+        True, input, target, weight, None, reduction, value=False, grad=True, grad_output=grad_output, out=out
+    )
     assert grad is not None
     return grad
 
@@ -445,8 +435,9 @@ def binary_cross_entropy_with_logits_value_and_grad(
     >>> print(f"{loss:.6f}", grad)
     1.410038 [-0.25        0.44039854]
     """
-    loss, grad = _evaluate(False, input, target, weight, pos_weight, reduction,
-                           value=True, grad=True, grad_output=grad_output, out=out)
+    loss, grad = _evaluate(
+        False, input, target, weight, pos_weight, reduction, value=True, grad=True, grad_output=grad_output, out=out
+    )
     assert loss is not None and grad is not None
     return loss, grad
 
@@ -477,8 +468,9 @@ def binary_cross_entropy_value_and_grad(
     >>> print(f"{loss:.6f}", grad)
     2.302585 [-2.  5.]
     """
-    loss, grad = _evaluate(True, input, target, weight, None, reduction,
-                           value=True, grad=True, grad_output=grad_output, out=out)
+    loss, grad = _evaluate(
+        True, input, target, weight, None, reduction, value=True, grad=True, grad_output=grad_output, out=out
+    )
     assert loss is not None and grad is not None
     return loss, grad
 

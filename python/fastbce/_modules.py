@@ -72,9 +72,7 @@ class BCEWithLogitsLoss:
 
     def __call__(self, input: ArrayLike, target: ArrayLike, *, out: Optional[NDArray[Any]] = None) -> Loss:
         """The loss; see :func:`fastbce.binary_cross_entropy_with_logits`."""
-        return binary_cross_entropy_with_logits(
-            input, target, self.weight, self.reduction, self.pos_weight, out=out
-        )
+        return binary_cross_entropy_with_logits(input, target, self.weight, self.reduction, self.pos_weight, out=out)
 
     def grad(
         self,
@@ -86,8 +84,13 @@ class BCEWithLogitsLoss:
     ) -> NDArray[Any]:
         """The gradient; see :func:`fastbce.binary_cross_entropy_with_logits_grad`."""
         return binary_cross_entropy_with_logits_grad(
-            input, target, self.weight, self.reduction, self.pos_weight,
-            grad_output=grad_output, out=out,
+            input,
+            target,
+            self.weight,
+            self.reduction,
+            self.pos_weight,
+            grad_output=grad_output,
+            out=out,
         )
 
     def value_and_grad(
@@ -101,8 +104,13 @@ class BCEWithLogitsLoss:
         """Loss and gradient in one pass; see
         :func:`fastbce.binary_cross_entropy_with_logits_value_and_grad`."""
         return binary_cross_entropy_with_logits_value_and_grad(
-            input, target, self.weight, self.reduction, self.pos_weight,
-            grad_output=grad_output, out=out,
+            input,
+            target,
+            self.weight,
+            self.reduction,
+            self.pos_weight,
+            grad_output=grad_output,
+            out=out,
         )
 
     def __repr__(self) -> str:
@@ -154,9 +162,7 @@ class BCELoss:
         out: Optional[NDArray[Any]] = None,
     ) -> NDArray[Any]:
         """The gradient; see :func:`fastbce.binary_cross_entropy_grad`."""
-        return binary_cross_entropy_grad(
-            input, target, self.weight, self.reduction, grad_output=grad_output, out=out
-        )
+        return binary_cross_entropy_grad(input, target, self.weight, self.reduction, grad_output=grad_output, out=out)
 
     def value_and_grad(
         self,

@@ -174,7 +174,7 @@ impl<'a> ArrayMut<'a> {
         byte_extent(&self.shape, &self.strides, self.dtype.itemsize())
     }
 
-    fn is_same_array(&self, other: &ArrayRef<'_>) -> bool {
+    pub(crate) fn is_same_array(&self, other: &ArrayRef<'_>) -> bool {
         std::ptr::eq(self.ptr as *const u8, other.ptr)
             && self.dtype == other.dtype
             && self.shape == other.shape

@@ -149,18 +149,54 @@ impl OutElem for f64 {
 macro_rules! with_elem {
     ($dtype:expr, $T:ident => $body:expr) => {
         match $dtype {
-            $crate::kernels::elem::DType::Bool => { type $T = $crate::kernels::elem::Bool8; $body }
-            $crate::kernels::elem::DType::I8 => { type $T = i8; $body }
-            $crate::kernels::elem::DType::I16 => { type $T = i16; $body }
-            $crate::kernels::elem::DType::I32 => { type $T = i32; $body }
-            $crate::kernels::elem::DType::I64 => { type $T = i64; $body }
-            $crate::kernels::elem::DType::U8 => { type $T = u8; $body }
-            $crate::kernels::elem::DType::U16 => { type $T = u16; $body }
-            $crate::kernels::elem::DType::U32 => { type $T = u32; $body }
-            $crate::kernels::elem::DType::U64 => { type $T = u64; $body }
-            $crate::kernels::elem::DType::F16 => { type $T = half::f16; $body }
-            $crate::kernels::elem::DType::F32 => { type $T = f32; $body }
-            $crate::kernels::elem::DType::F64 => { type $T = f64; $body }
+            $crate::kernels::elem::DType::Bool => {
+                type $T = $crate::kernels::elem::Bool8;
+                $body
+            }
+            $crate::kernels::elem::DType::I8 => {
+                type $T = i8;
+                $body
+            }
+            $crate::kernels::elem::DType::I16 => {
+                type $T = i16;
+                $body
+            }
+            $crate::kernels::elem::DType::I32 => {
+                type $T = i32;
+                $body
+            }
+            $crate::kernels::elem::DType::I64 => {
+                type $T = i64;
+                $body
+            }
+            $crate::kernels::elem::DType::U8 => {
+                type $T = u8;
+                $body
+            }
+            $crate::kernels::elem::DType::U16 => {
+                type $T = u16;
+                $body
+            }
+            $crate::kernels::elem::DType::U32 => {
+                type $T = u32;
+                $body
+            }
+            $crate::kernels::elem::DType::U64 => {
+                type $T = u64;
+                $body
+            }
+            $crate::kernels::elem::DType::F16 => {
+                type $T = half::f16;
+                $body
+            }
+            $crate::kernels::elem::DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            $crate::kernels::elem::DType::F64 => {
+                type $T = f64;
+                $body
+            }
         }
     };
 }

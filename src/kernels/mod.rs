@@ -57,7 +57,10 @@ impl fmt::Display for KernelError {
             KernelError::OutputDType(d) => write!(f, "outputs must be float16, float32 or float64, not {}", d.name()),
             KernelError::Overlap(what) => write!(f, "{what}"),
             KernelError::OutputOverlapsItself => {
-                write!(f, "out has elements that share memory (a broadcast or overlapping view); pass an array whose elements are distinct")
+                write!(
+                    f,
+                    "out has elements that share memory (a broadcast or overlapping view); pass an array whose elements are distinct"
+                )
             }
             KernelError::BadLayout(what) => write!(f, "bad array layout: {what}"),
             KernelError::InputOutOfRange => write!(f, "all elements of input should be between 0 and 1"),
@@ -136,9 +139,11 @@ fn run<C: Real>(req: &LossRequest<'_>) -> Result<f64, KernelError> {
         Loss::Logits => drive(&ops, &logits::Logits { value, grad, scale }, req.sum),
         Loss::Probabilities => {
             // Validate everything before writing over an input.
-            let in_place = ops.outs.iter().flatten().any(|o| o.ptr as *const u8 == req.input.ptr || o.ptr as *const u8 == req.target.ptr);
+            let in_place =
+                ops.outs.iter().flatten().any(|o| o.is_same_array(&req.input) || o.is_same_array(&req.target));
             if in_place {
-                let check = Operands { ins: [Some(&req.input), Some(&req.target), None, None, None], outs: [None, None] };
+                let check =
+                    Operands { ins: [Some(&req.input), Some(&req.target), None, None, None], outs: [None, None] };
                 drive::<C, _>(&check, &probs::CheckRange, false)?;
             }
             drive(&ops, &probs::Probabilities { value, grad, scale }, req.sum)

@@ -90,7 +90,11 @@ pub(crate) fn drive<C: Real, O: BlockOp<C>>(ops: &Operands<'_, '_>, op: &O, sum:
     let shape = input.shape();
     for (slot, arr) in ops.ins.iter().enumerate().skip(1) {
         if let Some(a) = arr.filter(|a| a.shape() != shape) {
-            return Err(KernelError::Shape { name: IN_NAMES[slot], shape: a.shape().to_vec(), expected: shape.to_vec() });
+            return Err(KernelError::Shape {
+                name: IN_NAMES[slot],
+                shape: a.shape().to_vec(),
+                expected: shape.to_vec(),
+            });
         }
     }
     for (slot, arr) in ops.outs.iter().enumerate() {
@@ -99,7 +103,8 @@ pub(crate) fn drive<C: Real, O: BlockOp<C>>(ops: &Operands<'_, '_>, op: &O, sum:
         }
     }
     let ins: Vec<(usize, &ArrayRef<'_>)> = ops.ins.iter().enumerate().filter_map(|(s, a)| a.map(|a| (s, a))).collect();
-    let outs: Vec<(usize, &ArrayMut<'_>)> = ops.outs.iter().enumerate().filter_map(|(s, a)| a.map(|a| (s, a))).collect();
+    let outs: Vec<(usize, &ArrayMut<'_>)> =
+        ops.outs.iter().enumerate().filter_map(|(s, a)| a.map(|a| (s, a))).collect();
     check_outputs(&ins.iter().map(|(_, a)| *a).collect::<Vec<_>>(), &outs.iter().map(|(_, a)| *a).collect::<Vec<_>>())?;
 
     let strides: Vec<&[isize]> =

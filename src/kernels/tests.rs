@@ -63,7 +63,8 @@ fn probabilities_match_reference_and_reject_out_of_range() {
     let x: Vec<f32> = (0..n).map(|i| i as f32 / (n - 1) as f32).collect();
     let y: Vec<u8> = (0..n).map(|i| (i % 2) as u8).collect();
     let mut grad = vec![0.0f32; n];
-    let mut req = LossRequest::new(Loss::Probabilities, ArrayRef::new(&x, &[n]).unwrap(), ArrayRef::new(&y, &[n]).unwrap());
+    let mut req =
+        LossRequest::new(Loss::Probabilities, ArrayRef::new(&x, &[n]).unwrap(), ArrayRef::new(&y, &[n]).unwrap());
     req.grad_out = Some(ArrayMut::new(&mut grad, &[n]).unwrap());
     let total = loss(&req).unwrap();
     drop(req);
@@ -76,11 +77,13 @@ fn probabilities_match_reference_and_reject_out_of_range() {
 
     let bad = [0.5f64, 1.5];
     let t = [0.0f64, 1.0];
-    let req = LossRequest::new(Loss::Probabilities, ArrayRef::new(&bad, &[2]).unwrap(), ArrayRef::new(&t, &[2]).unwrap());
+    let req =
+        LossRequest::new(Loss::Probabilities, ArrayRef::new(&bad, &[2]).unwrap(), ArrayRef::new(&t, &[2]).unwrap());
     assert_eq!(loss(&req), Err(KernelError::InputOutOfRange));
     let ok = [0.5f64, 0.5];
     let bad_t = [0.0f64, f64::NAN];
-    let req = LossRequest::new(Loss::Probabilities, ArrayRef::new(&ok, &[2]).unwrap(), ArrayRef::new(&bad_t, &[2]).unwrap());
+    let req =
+        LossRequest::new(Loss::Probabilities, ArrayRef::new(&ok, &[2]).unwrap(), ArrayRef::new(&bad_t, &[2]).unwrap());
     assert_eq!(loss(&req), Err(KernelError::TargetOutOfRange));
 }
 
@@ -111,7 +114,11 @@ fn every_layout_gives_the_contiguous_result() {
     let y: Vec<i64> = (0..n as i64).map(|i| i % 2).collect();
     let contiguous = {
         let mut out = vec![0.0; n];
-        let mut req = LossRequest::new(Loss::Logits, ArrayRef::new(&x, &[rows, cols]).unwrap(), ArrayRef::new(&y, &[rows, cols]).unwrap());
+        let mut req = LossRequest::new(
+            Loss::Logits,
+            ArrayRef::new(&x, &[rows, cols]).unwrap(),
+            ArrayRef::new(&y, &[rows, cols]).unwrap(),
+        );
         req.loss_out = Some(ArrayMut::new(&mut out, &[rows, cols]).unwrap());
         loss(&req).unwrap();
         drop(req);
@@ -169,10 +176,7 @@ fn in_place_output_reads_each_element_before_writing_it() {
     // SAFETY: `buf` outlives the call and is accessed only by the kernel,
     // through these two views of the very same array.
     let (input, out) = unsafe {
-        (
-            ArrayRef::from_raw(ptr, DType::F64, vec![n], vec![8]),
-            ArrayMut::from_raw(ptr, DType::F64, vec![n], vec![8]),
-        )
+        (ArrayRef::from_raw(ptr, DType::F64, vec![n], vec![8]), ArrayMut::from_raw(ptr, DType::F64, vec![n], vec![8]))
     };
     let mut req = LossRequest::new(Loss::Logits, input, ArrayRef::new(&y, &[n]).unwrap());
     req.grad_out = Some(out);
@@ -188,7 +192,10 @@ fn partial_overlap_and_bad_shapes_are_refused() {
     let ptr = buf.as_mut_ptr() as *mut u8;
     // SAFETY: `buf` outlives the call; the kernel must refuse to run.
     let (input, out) = unsafe {
-        (ArrayRef::from_raw(ptr, DType::F64, vec![9], vec![8]), ArrayMut::from_raw(ptr.add(8), DType::F64, vec![9], vec![8]))
+        (
+            ArrayRef::from_raw(ptr, DType::F64, vec![9], vec![8]),
+            ArrayMut::from_raw(ptr.add(8), DType::F64, vec![9], vec![8]),
+        )
     };
     let mut req = LossRequest::new(Loss::Logits, input, ArrayRef::new(&y, &[9]).unwrap());
     req.loss_out = Some(out);
@@ -209,7 +216,8 @@ fn float16_and_integer_inputs_use_their_compute_type() {
     req.loss_out = Some(ArrayMut::new(&mut out, &[3]).unwrap());
     let total = loss(&req).unwrap();
     drop(req);
-    let want: Vec<f64> = [(-2.0, 0.0), (0.5, 1.0), (3.0, 1.0)].iter().map(|&(x, y)| reference(Loss::Logits, x, y, 1.0, 1.0).0).collect();
+    let want: Vec<f64> =
+        [(-2.0, 0.0), (0.5, 1.0), (3.0, 1.0)].iter().map(|&(x, y)| reference(Loss::Logits, x, y, 1.0, 1.0).0).collect();
     for (o, w) in out.iter().zip(&want) {
         assert!(close(o.to_f64(), *w, 1e-3));
     }
@@ -217,7 +225,8 @@ fn float16_and_integer_inputs_use_their_compute_type() {
 
     let xi = [0i32, 1, 1];
     let ti = [0u8, 1, 0];
-    let req = LossRequest::new(Loss::Probabilities, ArrayRef::new(&xi, &[3]).unwrap(), ArrayRef::new(&ti, &[3]).unwrap());
+    let req =
+        LossRequest::new(Loss::Probabilities, ArrayRef::new(&xi, &[3]).unwrap(), ArrayRef::new(&ti, &[3]).unwrap());
     assert_eq!(loss(&req).unwrap(), 100.0);
 }
 
