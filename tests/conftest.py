@@ -1,7 +1,8 @@
 import os
 
-import fastbce
 import pytest
+
+import fastbce
 
 
 @pytest.fixture(autouse=True)

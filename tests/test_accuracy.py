@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import itertools
 
-import fastbce as fb
 import numpy as np
 import pytest
+
+import fastbce as fb
+
 from reference import exact_logits, ulp_error
 
 MAX_ULP = 4.0

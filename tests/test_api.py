@@ -9,9 +9,11 @@ import subprocess
 import sys
 import tracemalloc
 
-import fastbce as fb
 import numpy as np
 import pytest
+
+import fastbce as fb
+
 from layouts import in_layout
 from reference import LOGITS, assert_close, reference
 

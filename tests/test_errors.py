@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
-import fastbce as fb
 import numpy as np
 import pytest
+
+import fastbce as fb
 
 X = np.zeros((4, 3), np.float32)
 Y = np.zeros((4, 3), np.float32)

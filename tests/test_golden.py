@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import fastbce as fb
 import numpy as np
 import pytest
+
+import fastbce as fb
+
 from reference import LOGITS, assert_close, elements
 
 DATA = Path(__file__).parent / "data"

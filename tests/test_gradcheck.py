@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import fastbce as fb
 import numpy as np
 import pytest
+
+import fastbce as fb
 
 
 def _finite_difference(loss, x, h):

@@ -3,11 +3,13 @@ weight and pos_weight broadcast, loss, reduction and `out=`."""
 
 from __future__ import annotations
 
-import fastbce as fb
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+
+import fastbce as fb
+
 from layouts import LAYOUTS, broadcastable_shape, in_layout
 from reference import LOGITS, PROBS, assert_close, reference
 

@@ -8,9 +8,10 @@ import subprocess
 import sys
 import threading
 
-import fastbce as fb
 import numpy as np
 import pytest
+
+import fastbce as fb
 
 N = 3_000_000
 THREAD_COUNTS = [1, 2, 3, 4, 8]
