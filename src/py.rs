@@ -31,7 +31,8 @@ impl From<KernelError> for PyErr {
             | KernelError::OutputOverlapsItself
             | KernelError::InputOutOfRange
             | KernelError::TargetOutOfRange
-            | KernelError::ThreadCount(_) => PyValueError::new_err(msg),
+            | KernelError::ThreadCount(_)
+            | KernelError::SimdLevel { .. } => PyValueError::new_err(msg),
         }
     }
 }

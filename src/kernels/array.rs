@@ -300,7 +300,7 @@ impl ArrayRef<'_> {
     /// # Safety
     /// The elements read must be elements of this array (the iteration plan
     /// derives `offset` and `stride` from the array's own shape and strides).
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn gather<C: Real>(&self, offset: isize, stride: isize, dst: &mut [C]) {
         // SAFETY: forwarded from this function's contract and `from_raw`'s.
         unsafe {
@@ -317,7 +317,7 @@ impl ArrayMut<'_> {
     /// The elements written must be elements of this array that no other
     /// thread touches during the call (the driver gives each element index
     /// to one task; `check_outputs` rules out self-overlap).
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn scatter<C: Real>(&self, offset: isize, stride: isize, src: &[C]) {
         // SAFETY: forwarded from this function's contract; the dtype is a
         // float type (checked by `check_outputs` before any write).

@@ -70,15 +70,9 @@ impl Plan {
         self.strides.iter().map(|s| *s.last().unwrap()).collect()
     }
 
-    /// Calls `f(offsets, n)` for each run of `n` consecutive elements along
-    /// the innermost axis, covering element indices `lo..hi` in order;
-    /// `offsets[op]` is the byte offset of the run's first element.
-    pub fn for_each_run<E>(
-        &self,
-        lo: usize,
-        hi: usize,
-        mut f: impl FnMut(&[isize], usize) -> Result<(), E>,
-    ) -> Result<(), E> {
+    /// A cursor over the runs of consecutive elements along the innermost
+    /// axis that cover element indices `lo..hi`, in order.
+    pub fn runs(&self, lo: usize, hi: usize) -> Runs<'_> {
         let nd = self.shape.len();
         let mut index = vec![0usize; nd];
         let mut rest = lo;
@@ -86,33 +80,58 @@ impl Plan {
             index[d] = rest % self.shape[d];
             rest /= self.shape[d];
         }
-        let mut offsets: Vec<isize> = self
+        let offsets = self
             .strides
             .iter()
             .zip(&self.base)
             .map(|(s, b)| b + index.iter().zip(s).map(|(&i, &s)| i as isize * s).sum::<isize>())
             .collect();
-        let inner = self.shape[nd - 1];
-        let mut pos = lo;
-        while pos < hi {
-            let n = (inner - index[nd - 1]).min(hi - pos);
-            f(&offsets, n)?;
-            pos += n;
-            index[nd - 1] += n;
-            for (o, s) in offsets.iter_mut().zip(&self.strides) {
-                *o += n as isize * s[nd - 1];
-            }
-            let mut d = nd - 1;
-            while d > 0 && index[d] == self.shape[d] {
-                index[d] = 0;
-                index[d - 1] += 1;
-                for (o, s) in offsets.iter_mut().zip(&self.strides) {
-                    *o += s[d - 1] - self.shape[d] as isize * s[d];
-                }
-                d -= 1;
-            }
+        Runs { plan: self, index, offsets, pos: lo, hi }
+    }
+}
+
+/// See [`Plan::runs`].
+pub(crate) struct Runs<'p> {
+    plan: &'p Plan,
+    index: Vec<usize>,
+    offsets: Vec<isize>,
+    pos: usize,
+    hi: usize,
+}
+
+impl Runs<'_> {
+    /// The length of the current run (0 when all are done).
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        let nd = self.index.len();
+        (self.plan.shape[nd - 1] - self.index[nd - 1]).min(self.hi - self.pos)
+    }
+
+    /// Byte offset of the current run's first element, per operand.
+    #[inline(always)]
+    pub fn offsets(&self) -> &[isize] {
+        &self.offsets
+    }
+
+    /// Moves past the current run of `n = self.len()` elements.
+    #[inline(always)]
+    pub fn advance(&mut self, n: usize) {
+        let (shape, strides) = (&self.plan.shape, &self.plan.strides);
+        let nd = shape.len();
+        self.pos += n;
+        self.index[nd - 1] += n;
+        for (o, s) in self.offsets.iter_mut().zip(strides) {
+            *o += n as isize * s[nd - 1];
         }
-        Ok(())
+        let mut d = nd - 1;
+        while d > 0 && self.index[d] == shape[d] {
+            self.index[d] = 0;
+            self.index[d - 1] += 1;
+            for (o, s) in self.offsets.iter_mut().zip(strides) {
+                *o += s[d - 1] - shape[d] as isize * s[d];
+            }
+            d -= 1;
+        }
     }
 }
 
@@ -122,11 +141,11 @@ mod tests {
 
     fn runs(plan: &Plan, lo: usize, hi: usize) -> Vec<(Vec<isize>, usize)> {
         let mut out = Vec::new();
-        plan.for_each_run::<()>(lo, hi, |o, n| {
-            out.push((o.to_vec(), n));
-            Ok(())
-        })
-        .unwrap();
+        let mut runs = plan.runs(lo, hi);
+        while runs.len() > 0 {
+            out.push((runs.offsets().to_vec(), runs.len()));
+            runs.advance(runs.len());
+        }
         out
     }
 

@@ -18,7 +18,12 @@ pub(crate) struct Logits<C> {
 }
 
 #[inline(always)]
-fn block<C: Real, const VALUE: bool, const GRAD: bool>(ins: [&[C]; NIN], value: &mut [C], grad: &mut [C], scale: C) {
+fn block<C: Real, const FMA: bool, const VALUE: bool, const GRAD: bool>(
+    ins: [&[C]; NIN],
+    value: &mut [C],
+    grad: &mut [C],
+    scale: C,
+) {
     let [x, y, w, p, go] = ins;
     let n = x.len();
     let (y, w, p, go) = (&y[..n], &w[..n], &p[..n], &go[..n]);
@@ -27,9 +32,9 @@ fn block<C: Real, const VALUE: bool, const GRAD: bool>(ins: [&[C]; NIN], value: 
         let x = x[i];
         let a = C::ONE - y[i];
         let b = p[i] * y[i];
-        let e = exp_neg_abs(x);
+        let e = exp_neg_abs::<C, FMA>(x);
         if VALUE {
-            let (sp_pos, sp_neg) = softplus_pair(x, e);
+            let (sp_pos, sp_neg) = softplus_pair::<C, FMA>(x, e);
             value[i] = w[i] * (times(a, sp_pos) + times(b, sp_neg));
         }
         if GRAD {
@@ -40,11 +45,12 @@ fn block<C: Real, const VALUE: bool, const GRAD: bool>(ins: [&[C]; NIN], value: 
 }
 
 impl<C: Real> BlockOp<C> for Logits<C> {
-    fn apply(&self, ins: [&[C]; NIN], value: &mut [C], grad: &mut [C]) -> Result<(), KernelError> {
+    #[inline(always)]
+    fn apply<const FMA: bool>(&self, ins: [&[C]; NIN], value: &mut [C], grad: &mut [C]) -> Result<(), KernelError> {
         match (self.value, self.grad) {
-            (true, true) => block::<C, true, true>(ins, value, grad, self.scale),
-            (true, false) => block::<C, true, false>(ins, value, grad, self.scale),
-            (false, true) => block::<C, false, true>(ins, value, grad, self.scale),
+            (true, true) => block::<C, FMA, true, true>(ins, value, grad, self.scale),
+            (true, false) => block::<C, FMA, true, false>(ins, value, grad, self.scale),
+            (false, true) => block::<C, FMA, false, true>(ins, value, grad, self.scale),
             (false, false) => {}
         }
         Ok(())

@@ -14,11 +14,13 @@ mod math;
 mod parallel;
 mod probs;
 mod reduce;
+mod simd;
 
 pub use array::{ArrayMut, ArrayRef, c_strides};
 pub use elem::{Bool8, DType};
 pub use parallel::{CHUNK, PARALLEL_MIN_LEN, default_num_threads, num_threads, set_num_threads};
 pub use reduce::ExactSum;
+pub use simd::{Level, detected as detected_level, level as simd_level, set_level as set_simd_level};
 
 use math::Real;
 use parallel::{BlockOp, NIN, Operands, drive};
@@ -46,6 +48,8 @@ pub enum KernelError {
     ThreadCount(usize),
     /// The thread pool could not be started.
     ThreadPool(String),
+    /// An instruction-set level above what the CPU supports.
+    SimdLevel { requested: &'static str, detected: &'static str },
 }
 
 impl fmt::Display for KernelError {
@@ -67,6 +71,9 @@ impl fmt::Display for KernelError {
             KernelError::TargetOutOfRange => write!(f, "all elements of target should be between 0 and 1"),
             KernelError::ThreadCount(n) => write!(f, "the number of threads must be at least 1, got {n}"),
             KernelError::ThreadPool(e) => write!(f, "could not start the thread pool: {e}"),
+            KernelError::SimdLevel { requested, detected } => {
+                write!(f, "this CPU cannot run the {requested} kernels; the best it supports is {detected}")
+            }
         }
     }
 }
@@ -160,9 +167,10 @@ pub fn loss(req: &LossRequest<'_>) -> Result<f64, KernelError> {
 struct Sigmoid;
 
 impl<C: Real> BlockOp<C> for Sigmoid {
-    fn apply(&self, ins: [&[C]; NIN], value: &mut [C], _grad: &mut [C]) -> Result<(), KernelError> {
+    #[inline(always)]
+    fn apply<const FMA: bool>(&self, ins: [&[C]; NIN], value: &mut [C], _grad: &mut [C]) -> Result<(), KernelError> {
         for (v, &x) in value.iter_mut().zip(ins[0]) {
-            *v = math::sigmoid_pair(x, math::exp_neg_abs(x)).0;
+            *v = math::sigmoid_pair(x, math::exp_neg_abs::<C, FMA>(x)).0;
         }
         Ok(())
     }
@@ -180,3 +188,11 @@ pub fn sigmoid(input: &ArrayRef<'_>, out: &ArrayMut<'_>) -> Result<(), KernelErr
 
 #[cfg(test)]
 mod tests;
+
+/// Serializes the tests that change or depend on process-wide settings
+/// (the thread count and the instruction-set level).
+#[cfg(test)]
+pub(crate) fn test_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

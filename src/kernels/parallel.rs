@@ -6,7 +6,9 @@ use super::array::{ArrayMut, ArrayRef, check_outputs};
 use super::layout::Plan;
 use super::math::Real;
 use super::reduce::{ExactSum, Lanes};
+use super::simd::{Kernel, dispatch};
 use rayon::prelude::*;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -28,7 +30,8 @@ pub(crate) const NOUT: usize = 2;
 /// The elementwise work on one block of converted operands.
 pub(crate) trait BlockOp<C: Real>: Sync {
     /// Reads `ins` (all of one length) and writes `value` and/or `grad`.
-    fn apply(&self, ins: [&[C]; NIN], value: &mut [C], grad: &mut [C]) -> Result<(), KernelError>;
+    /// Implementations must be `#[inline(always)]` (see `simd::Kernel`).
+    fn apply<const FMA: bool>(&self, ins: [&[C]; NIN], value: &mut [C], grad: &mut [C]) -> Result<(), KernelError>;
 }
 
 static NUM_THREADS: AtomicUsize = AtomicUsize::new(0);
@@ -113,7 +116,9 @@ pub(crate) fn drive<C: Real, O: BlockOp<C>>(ops: &Operands<'_, '_>, op: &O, sum:
     let walk = Walk { plan: &plan, inner: plan.inner_strides(), ins: &ins, outs: &outs, op, sum };
     let n = plan.len();
     let chunks = n.div_ceil(CHUNK);
-    let chunk = |c: usize| walk.run(c * CHUNK, n.min((c + 1) * CHUNK));
+    let chunk = |c: usize| {
+        dispatch(ChunkRun { walk: &walk, lo: c * CHUNK, hi: n.min((c + 1) * CHUNK), compute: PhantomData::<C> })
+    };
     let threads = num_threads();
     let partials: Vec<f64> = if threads > 1 && n >= PARALLEL_MIN_LEN {
         pool(threads)?.install(|| (0..chunks).into_par_iter().map(chunk).collect::<Result<_, _>>())?
@@ -142,67 +147,112 @@ struct Segment {
     offsets: [isize; NOUT],
 }
 
+/// One chunk of a walk, as a kernel compiled per instruction-set level.
+struct ChunkRun<'k, 'w, 'r, 'a, O, C> {
+    walk: &'k Walk<'w, 'r, 'a, O>,
+    lo: usize,
+    hi: usize,
+    compute: PhantomData<C>,
+}
+
+impl<C: Real, O: BlockOp<C>> Kernel for ChunkRun<'_, '_, '_, '_, O, C> {
+    type Output = Result<f64, KernelError>;
+
+    #[inline(always)]
+    fn run<const FMA: bool>(self) -> Self::Output {
+        self.walk.run::<C, FMA>(self.lo, self.hi)
+    }
+}
+
+/// The block buffers of one chunk in progress.
+struct Blocks<C> {
+    ins: [[C; BLOCK]; NIN],
+    value: [C; BLOCK],
+    grad: [C; BLOCK],
+    /// Elements gathered so far into the current block.
+    filled: usize,
+    /// Where the current block's elements go in the outputs.
+    segments: Vec<Segment>,
+    lanes: Lanes,
+}
+
 impl<O> Walk<'_, '_, '_, O> {
     /// Processes elements `lo..hi` of the walk; returns the sum of their
     /// values (when summing).
-    fn run<C: Real>(&self, lo: usize, hi: usize) -> Result<f64, KernelError>
+    #[inline(always)]
+    fn run<C: Real, const FMA: bool>(&self, lo: usize, hi: usize) -> Result<f64, KernelError>
     where
         O: BlockOp<C>,
     {
-        let mut ins = [[C::ONE; BLOCK]; NIN];
-        let mut value = [C::ZERO; BLOCK];
-        let mut grad = [C::ZERO; BLOCK];
-        let mut segments: Vec<Segment> = Vec::new();
-        let mut lanes = Lanes::default();
-        let mut filled = 0;
-        let nin = self.ins.len();
-
-        let mut flush = |ins: &[[C; BLOCK]; NIN], segments: &mut Vec<Segment>, filled: usize| {
-            let views: [&[C]; NIN] = std::array::from_fn(|s| &ins[s][..filled]);
-            self.op.apply(views, &mut value[..filled], &mut grad[..filled])?;
-            if self.sum {
-                lanes.add(&value[..filled]);
-            }
-            for seg in segments.drain(..) {
-                for (k, (slot, out)) in self.outs.iter().enumerate() {
-                    let src = if *slot == 0 { &value } else { &grad };
-                    // SAFETY: the segment's offset and the inner stride come
-                    // from the plan of this very array, and cover elements
-                    // lo..hi of the walk, which no other task writes.
-                    unsafe { out.scatter(seg.offsets[k], self.inner[nin + k], &src[seg.start..seg.start + seg.len]) };
-                }
-            }
-            Ok::<(), KernelError>(())
+        let mut b = Blocks {
+            ins: [[C::ONE; BLOCK]; NIN],
+            value: [C::ZERO; BLOCK],
+            grad: [C::ZERO; BLOCK],
+            filled: 0,
+            segments: Vec::new(),
+            lanes: Lanes::default(),
         };
-
-        self.plan.for_each_run(lo, hi, |offsets, n| {
+        let nin = self.ins.len();
+        let mut runs = self.plan.runs(lo, hi);
+        loop {
+            let n = runs.len();
+            if n == 0 {
+                break;
+            }
+            let offsets = runs.offsets();
             let mut done = 0;
             while done < n {
-                let take = (BLOCK - filled).min(n - done);
+                let take = (BLOCK - b.filled).min(n - done);
+                let range = b.filled..b.filled + take;
                 for (k, (slot, arr)) in self.ins.iter().enumerate() {
                     let at = offsets[k] + done as isize * self.inner[k];
                     // SAFETY: `at` and the inner stride come from the plan of
                     // this array; the `take` elements lie within its shape.
-                    unsafe { arr.gather(at, self.inner[k], &mut ins[*slot][filled..filled + take]) };
+                    unsafe { arr.gather(at, self.inner[k], &mut b.ins[*slot][range.clone()]) };
                 }
                 if !self.outs.is_empty() {
                     let offsets = std::array::from_fn(|k| {
                         if k < self.outs.len() { offsets[nin + k] + done as isize * self.inner[nin + k] } else { 0 }
                     });
-                    segments.push(Segment { start: filled, len: take, offsets });
+                    b.segments.push(Segment { start: b.filled, len: take, offsets });
                 }
-                filled += take;
+                b.filled += take;
                 done += take;
-                if filled == BLOCK {
-                    flush(&ins, &mut segments, filled)?;
-                    filled = 0;
+                if b.filled == BLOCK {
+                    self.flush::<C, FMA>(&mut b)?;
                 }
             }
-            Ok(())
-        })?;
-        if filled > 0 {
-            flush(&ins, &mut segments, filled)?;
+            runs.advance(n);
         }
-        Ok(lanes.total())
+        if b.filled > 0 {
+            self.flush::<C, FMA>(&mut b)?;
+        }
+        Ok(b.lanes.total())
+    }
+
+    /// Computes the gathered block, sums it and writes it out.
+    #[inline(always)]
+    fn flush<C: Real, const FMA: bool>(&self, b: &mut Blocks<C>) -> Result<(), KernelError>
+    where
+        O: BlockOp<C>,
+    {
+        let filled = b.filled;
+        let views: [&[C]; NIN] = std::array::from_fn(|s| &b.ins[s][..filled]);
+        self.op.apply::<FMA>(views, &mut b.value[..filled], &mut b.grad[..filled])?;
+        if self.sum {
+            b.lanes.add(&b.value[..filled]);
+        }
+        let nin = self.ins.len();
+        for seg in b.segments.drain(..) {
+            for (k, (slot, out)) in self.outs.iter().enumerate() {
+                let src = if *slot == 0 { &b.value } else { &b.grad };
+                // SAFETY: the segment's offset and the inner stride come from
+                // the plan of this very array, and cover elements of this
+                // chunk, which no other task writes.
+                unsafe { out.scatter(seg.offsets[k], self.inner[nin + k], &src[seg.start..seg.start + seg.len]) };
+            }
+        }
+        b.filled = 0;
+        Ok(())
     }
 }

@@ -4,7 +4,7 @@
 //! outside [0, 1] (or NaN) are errors.
 
 use super::KernelError;
-use super::math::Real;
+use super::math::{Real, ln_one_minus, ln_unit, select_max};
 use super::parallel::{BlockOp, NIN};
 
 pub(crate) struct Probabilities<C> {
@@ -19,7 +19,7 @@ fn outside_unit<C: Real>(v: C) -> bool {
 }
 
 #[inline(always)]
-fn block<C: Real, const VALUE: bool, const GRAD: bool>(
+fn block<C: Real, const FMA: bool, const VALUE: bool, const GRAD: bool>(
     ins: [&[C]; NIN],
     value: &mut [C],
     grad: &mut [C],
@@ -36,14 +36,14 @@ fn block<C: Real, const VALUE: bool, const GRAD: bool>(
         bad_input |= outside_unit(x);
         bad_target |= outside_unit(y);
         if VALUE {
-            let log_x = x.ln().max(C::LOG_FLOOR);
-            let log_1mx = (-x).ln_1p().max(C::LOG_FLOOR);
+            let log_x = select_max(ln_unit::<C, FMA>(x), C::LOG_FLOOR);
+            let log_1mx = select_max(ln_one_minus::<C, FMA>(x), C::LOG_FLOOR);
             // Written as a difference of negated terms so that a zero loss
             // is +0, never -0.
             value[i] = w[i] * (-(y * log_x) - (C::ONE - y) * log_1mx);
         }
         if GRAD {
-            grad[i] = scale * go[i] * w[i] * (x - y) / (x * (C::ONE - x)).max(C::GRAD_EPS);
+            grad[i] = scale * go[i] * w[i] * (x - y) / select_max(x * (C::ONE - x), C::GRAD_EPS);
         }
     }
     if bad_input {
@@ -56,12 +56,13 @@ fn block<C: Real, const VALUE: bool, const GRAD: bool>(
 }
 
 impl<C: Real> BlockOp<C> for Probabilities<C> {
-    fn apply(&self, ins: [&[C]; NIN], value: &mut [C], grad: &mut [C]) -> Result<(), KernelError> {
+    #[inline(always)]
+    fn apply<const FMA: bool>(&self, ins: [&[C]; NIN], value: &mut [C], grad: &mut [C]) -> Result<(), KernelError> {
         match (self.value, self.grad) {
-            (true, true) => block::<C, true, true>(ins, value, grad, self.scale),
-            (true, false) => block::<C, true, false>(ins, value, grad, self.scale),
-            (false, true) => block::<C, false, true>(ins, value, grad, self.scale),
-            (false, false) => block::<C, false, false>(ins, value, grad, self.scale),
+            (true, true) => block::<C, FMA, true, true>(ins, value, grad, self.scale),
+            (true, false) => block::<C, FMA, true, false>(ins, value, grad, self.scale),
+            (false, true) => block::<C, FMA, false, true>(ins, value, grad, self.scale),
+            (false, false) => block::<C, FMA, false, false>(ins, value, grad, self.scale),
         }
     }
 }
@@ -70,7 +71,8 @@ impl<C: Real> BlockOp<C> for Probabilities<C> {
 pub(crate) struct CheckRange;
 
 impl<C: Real> BlockOp<C> for CheckRange {
-    fn apply(&self, ins: [&[C]; NIN], value: &mut [C], grad: &mut [C]) -> Result<(), KernelError> {
-        block::<C, false, false>(ins, value, grad, C::ONE)
+    #[inline(always)]
+    fn apply<const FMA: bool>(&self, ins: [&[C]; NIN], value: &mut [C], grad: &mut [C]) -> Result<(), KernelError> {
+        block::<C, FMA, false, false>(ins, value, grad, C::ONE)
     }
 }

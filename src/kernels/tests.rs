@@ -89,6 +89,7 @@ fn probabilities_match_reference_and_reject_out_of_range() {
 
 #[test]
 fn sums_are_bitwise_equal_for_any_thread_count() {
+    let _guard = test_lock();
     let n = 3 * CHUNK * 7 + 123;
     let x: Vec<f32> = logits(n).iter().map(|&v| v as f32).collect();
     let y: Vec<f32> = labels(n).iter().map(|&v| v as f32).collect();

@@ -1,0 +1,229 @@
+//! The vectorizable math against the standard library's (correctly rounded
+//! or nearly) functions evaluated in a wider type.
+//!
+//! The exhaustive float32 checks walk every float32 in the range the losses
+//! use; they take a few seconds in a release build and are `#[ignore]`d in
+//! debug builds: `cargo test --release -- --ignored` runs them (CI does).
+
+use super::*;
+use crate::kernels::simd::{Kernel, Level, dispatch, set_level};
+use crate::kernels::test_lock;
+
+/// Error of `got` in units of the last place of `want` rounded to f32.
+fn ulps32(got: f32, want: f64) -> f64 {
+    if got as f64 == want || (got.is_nan() && want.is_nan()) {
+        return 0.0;
+    }
+    let w = want as f32;
+    let ulp = (f32::from_bits(w.abs().to_bits() + 1) - w.abs()) as f64;
+    (got as f64 - want).abs() / ulp
+}
+
+fn ulps64(got: f64, want: f64, ulp_at: f64) -> f64 {
+    if got == want {
+        return 0.0;
+    }
+    let a = ulp_at.abs();
+    let ulp = f64::from_bits(a.to_bits() + 1) - a;
+    (got - want).abs() / ulp
+}
+
+/// The math function under test, with `FMA` fixed by the level.
+#[derive(Clone, Copy)]
+enum Func {
+    Exp,
+    Log1p,
+    Ln,
+    LnOneMinus,
+}
+
+struct Eval<'a, T> {
+    func: Func,
+    values: &'a mut [T],
+}
+
+impl<T: Real> Kernel for Eval<'_, T> {
+    type Output = ();
+    #[inline(always)]
+    fn run<const FMA: bool>(self) {
+        match self.func {
+            Func::Exp => self.values.iter_mut().for_each(|v| *v = v.exp_nonpositive::<FMA>()),
+            Func::Log1p => self.values.iter_mut().for_each(|v| *v = log1p_unit::<T, FMA>(*v)),
+            Func::Ln => self.values.iter_mut().for_each(|v| *v = ln_unit::<T, FMA>(*v)),
+            Func::LnOneMinus => self.values.iter_mut().for_each(|v| *v = ln_one_minus::<T, FMA>(*v)),
+        }
+    }
+}
+
+fn eval<T: Real>(func: Func, values: &mut [T]) {
+    dispatch(Eval { func, values });
+}
+
+fn reference(func: Func, x: f64) -> f64 {
+    match func {
+        Func::Exp => x.exp(),
+        Func::Log1p => x.ln_1p(),
+        Func::Ln => x.ln(),
+        Func::LnOneMinus => (-x).ln_1p(),
+    }
+}
+
+/// Worst error in ULP over every `step`-th f32 with bits in `bits`, per
+/// level; fails at the first error above the level's bound.
+fn worst_f32(func: Func, bits: std::ops::Range<u32>, step: u32) -> Vec<(Level, f64)> {
+    let _guard = test_lock();
+    let mut report = Vec::new();
+    for level in Level::available() {
+        set_level(level).unwrap();
+        let mut worst: f64 = 0.0;
+        let mut start = bits.start;
+        while start < bits.end {
+            let inputs: Vec<f32> = (0..1 << 16)
+                .map(|i| start.saturating_add(i * step))
+                .filter(|&b| b < bits.end)
+                .map(f32::from_bits)
+                .collect();
+            let mut out = inputs.clone();
+            eval(func, &mut out);
+            for (&x, &y) in inputs.iter().zip(&out) {
+                let e = ulps32(y, reference(func, x as f64));
+                assert!(e <= 1.0, "{level:?}: f({x:e}) = {y:e}, want {:e} ({e} ULP)", reference(func, x as f64));
+                worst = worst.max(e);
+            }
+            start = start.saturating_add((1 << 16) * step);
+        }
+        report.push((level, worst));
+    }
+    set_level(crate::kernels::simd::detected()).unwrap();
+    report
+}
+
+const NEG_ZERO: u32 = 0x8000_0000;
+
+/// Float32 bit ranges: [-110, -0] holds every exp argument that does not
+/// round to 0; [0, 1] every log argument.
+fn exp_bits() -> std::ops::Range<u32> {
+    NEG_ZERO..(-110.0f32).to_bits() + 1
+}
+fn unit_bits() -> std::ops::Range<u32> {
+    0..1.0f32.to_bits() + 1
+}
+
+#[test]
+fn f32_math_within_bound_sampled() {
+    for func in [Func::Exp, Func::Log1p, Func::Ln, Func::LnOneMinus] {
+        let bits = if matches!(func, Func::Exp) { exp_bits() } else { unit_bits() };
+        worst_f32(func, bits, 997);
+    }
+}
+
+// Measured over every float32 input, max ULP at Baseline (SSE2) / AVX2 / AVX-512:
+//   exp     [-110, 0]   0.957 / 0.979 / 0.979
+//   log1p   [0, 1]      0.902 / 0.902 / 0.902
+//   ln      [0, 1]      0.828 / 0.835 / 0.835
+//   ln(1-x) [0, 1]      0.904 / 0.904 / 0.904
+#[test]
+#[ignore = "exhaustive: run with cargo test --release -- --ignored"]
+fn f32_exp_exhaustive() {
+    let worst = worst_f32(Func::Exp, exp_bits(), 1);
+    println!("exp: max error (level, ULP) {worst:.4?}");
+}
+
+#[test]
+#[ignore = "exhaustive: run with cargo test --release -- --ignored"]
+fn f32_log1p_exhaustive() {
+    let worst = worst_f32(Func::Log1p, unit_bits(), 1);
+    println!("log1p: max error (level, ULP) {worst:.4?}");
+}
+
+#[test]
+#[ignore = "exhaustive: run with cargo test --release -- --ignored"]
+fn f32_ln_exhaustive() {
+    let worst = worst_f32(Func::Ln, unit_bits(), 1);
+    println!("ln: max error (level, ULP) {worst:.4?}");
+}
+
+#[test]
+#[ignore = "exhaustive: run with cargo test --release -- --ignored"]
+fn f32_ln_one_minus_exhaustive() {
+    let worst = worst_f32(Func::LnOneMinus, unit_bits(), 1);
+    println!("ln(1 - x): max error (level, ULP) {worst:.4?}");
+}
+
+/// Float64 against the standard library on a dense sample (the library's
+/// own error, under 1 ULP, is part of what this measures).
+#[test]
+fn f64_math_within_two_ulp() {
+    let _guard = test_lock();
+    for level in Level::available() {
+        set_level(level).unwrap();
+        let mut worst = [0.0f64; 4];
+        for (k, func) in [Func::Exp, Func::Log1p, Func::Ln, Func::LnOneMinus].into_iter().enumerate() {
+            let inputs: Vec<f64> = match func {
+                Func::Exp => (0..200_000).map(|i| -760.0 * (i as f64 / 200_000.0).powi(3)).collect(),
+                _ => (0..200_000)
+                    .map(|i| (i as f64 / 200_000.0).powi(5))
+                    .chain([0.0, 1.0, 0.25, 0.5, 1e-300, 5e-324, 1.0 - f64::EPSILON / 2.0])
+                    .collect(),
+            };
+            let mut out = inputs.clone();
+            eval(func, &mut out);
+            for (&x, &y) in inputs.iter().zip(&out) {
+                let want = reference(func, x);
+                if want.is_infinite() {
+                    assert_eq!(y, want, "{func:?}({x:e})", func = k);
+                    continue;
+                }
+                let e = ulps64(y, want, want);
+                assert!(e <= 2.0, "{level:?} func {k}: f({x:e}) = {y:e}, want {want:e} ({e} ULP)");
+                worst[k] = worst[k].max(e);
+            }
+        }
+        println!("{level:?}: max ULP exp/log1p/ln/ln1m = {worst:?}");
+    }
+    set_level(crate::kernels::simd::detected()).unwrap();
+}
+
+#[test]
+fn special_values() {
+    let _guard = test_lock();
+    for level in Level::available() {
+        set_level(level).unwrap();
+        let mut v = [f32::NAN, f32::NEG_INFINITY, -0.0, -1e-30, -104.0, -103.0, -87.0];
+        eval(Func::Exp, &mut v);
+        assert!(v[0].is_nan());
+        assert_eq!(&v[1..6], &[0.0, 1.0, 1.0, 0.0, f32::from_bits(1)]);
+        assert!(v[6] > 1.6e-38);
+        let mut v = [f64::NAN, 0.0, 1.0];
+        eval(Func::Ln, &mut v);
+        assert!(v[0].is_nan());
+        assert_eq!(&v[1..], &[f64::NEG_INFINITY, 0.0]);
+        let mut v = [f64::NAN, 0.0, 1.0];
+        eval(Func::LnOneMinus, &mut v);
+        assert!(v[0].is_nan());
+        assert_eq!(&v[1..], &[0.0, f64::NEG_INFINITY]);
+        let mut v = [f32::NAN, 0.0, 1.0];
+        eval(Func::Log1p, &mut v);
+        assert!(v[0].is_nan());
+        assert_eq!(&v[1..], &[0.0, std::f32::consts::LN_2]);
+    }
+    set_level(crate::kernels::simd::detected()).unwrap();
+}
+
+#[test]
+fn pairs_keep_tails_and_limits() {
+    let x = -40.0f64;
+    let (pos, neg) = softplus_pair::<f64, false>(x, exp_neg_abs::<f64, false>(x));
+    let want = (-40.0f64).exp();
+    assert!(((pos - want) / want).abs() < 1e-15, "{pos} vs {want}");
+    assert_eq!(neg, 40.0 + want);
+    for &x in &[-30.0f64, -1.5, 0.0, 0.25, 17.0, 745.0] {
+        let (p, n) = sigmoid_pair(x, exp_neg_abs::<f64, false>(x));
+        assert!((p + n - 1.0).abs() <= f64::EPSILON, "x = {x}");
+    }
+    let e = exp_neg_abs::<f64, false>(f64::INFINITY);
+    assert_eq!(softplus_pair::<f64, false>(f64::INFINITY, e), (f64::INFINITY, 0.0));
+    assert_eq!(sigmoid_pair(f64::INFINITY, e), (1.0, 0.0));
+    assert_eq!(sigmoid_pair(f64::NEG_INFINITY, e), (0.0, 1.0));
+    assert_eq!(times(0.0, f64::INFINITY), 0.0);
+}
