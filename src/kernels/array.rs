@@ -310,6 +310,24 @@ impl ArrayRef<'_> {
     }
 }
 
+impl ArrayRef<'_> {
+    /// A pointer to `BLOCK` elements from byte offset `offset` that can be
+    /// read in place as `C`: the array holds `C` values, `stride` steps one
+    /// element, and the address is aligned for `C`. `None` otherwise.
+    ///
+    /// # Safety
+    /// `offset` must address an element of this array.
+    #[inline(always)]
+    pub(crate) unsafe fn contiguous<C: Real>(&self, offset: isize, stride: isize) -> Option<*const C> {
+        // SAFETY: `offset` addresses an element, so the pointer is in bounds.
+        let p = unsafe { self.ptr.offset(offset) };
+        let fits = self.dtype == C::DTYPE
+            && stride == std::mem::size_of::<C>() as isize
+            && (p as usize).is_multiple_of(std::mem::align_of::<C>());
+        fits.then_some(p as *const C)
+    }
+}
+
 impl ArrayMut<'_> {
     /// Writes `src` at byte offset `offset`, `stride` apart.
     ///

@@ -11,7 +11,7 @@
 //! Only the arguments the losses need are supported: `exp(t)` for `t <= 0`
 //! and `log1p(e)` for `e` in `[0, 1]`, both also for NaN (which propagates).
 
-use super::elem::{Elem, OutElem};
+use super::elem::{DType, Elem, OutElem};
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
 /// A compute type: `f32` (for float16 and float32 data) or `f64`.
@@ -28,6 +28,8 @@ pub trait Real:
     + MulAdd
     + 'static
 {
+    /// The element type of the same name, for arrays read without conversion.
+    const DTYPE: DType;
     const ZERO: Self;
     const ONE: Self;
     /// Smallest denominator of the probability gradient, as in PyTorch.
@@ -46,6 +48,9 @@ pub trait Real:
     /// `(m - 1, k)` with `self = 2^k m`, `m` in `[sqrt(1/2), sqrt(2))`, for
     /// positive finite `self` (subnormals included).
     fn ln_parts(self) -> (Self, Self);
+    /// 1 for `self` in `[1/2, 1]` (and NaN), 0 for `self` in `[0, 1/2)`,
+    /// from the exponent bits: arithmetic, not a selection (see `log1p_unit`).
+    fn at_least_half(self) -> Self;
 }
 
 /// `a * b + c`, fused when the instruction set has FMA.
@@ -92,6 +97,7 @@ fn horner<C: Real, const FMA: bool, const N: usize>(x: C, coefs: [C; N]) -> C {
 
 macro_rules! real_common {
     ($t:ident, $load:ident, $store:ident) => {
+        const DTYPE: DType = <$t as Elem>::DTYPE;
         const ZERO: Self = 0.0;
         const ONE: Self = 1.0;
         const GRAD_EPS: Self = 1e-12;
@@ -116,60 +122,56 @@ macro_rules! real_common {
     };
 }
 
-/// Taylor coefficients `1/k!` of `(exp(r) - 1 - r) / r^2`, from
-/// `k = N + 1` down to 2.
-const fn inverse_factorials<const N: usize>() -> [f64; N] {
-    let mut c = [0.0; N];
-    let mut k = 0;
-    let mut f = 1.0;
-    while k < N + 2 {
-        if k > 0 {
-            f *= k as f64;
-        }
-        if k >= 2 {
-            c[N + 1 - k] = 1.0 / f;
-        }
-        k += 1;
-    }
-    c
-}
-
-/// `2 / (2k + 1)` for `k = N` down to 1: the series of `2 atanh(s) / s - 2`
-/// in `z = s^2`, divided by `z`.
-const fn atanh_coefficients<const N: usize>() -> [f64; N] {
-    let mut c = [0.0; N];
-    let mut k = 0;
-    while k < N {
-        c[N - 1 - k] = 2.0 / (2 * k + 3) as f64;
-        k += 1;
-    }
-    c
-}
-
-const fn to_f32<const N: usize>(c: [f64; N]) -> [f32; N] {
-    let mut out = [0.0f32; N];
-    let mut i = 0;
-    while i < N {
-        out[i] = c[i] as f32;
-        i += 1;
-    }
-    out
-}
-
+// Polynomial coefficients, highest degree first, from
+// `tools/fit_polynomials.py` (interpolation at Chebyshev nodes, within a
+// small factor of minimax; the script prints each fit's relative error).
+//
 // exp: t = k ln2 + r with |r| <= ln2/2 (Cody and Waite's two-part ln2, so
-// k * LN2_HI is exact), exp(r) by its Taylor polynomial (degree 8 leaves
-// 0.01 ULP in f32, degree 13 leaves 0.02 ULP in f64), then times 2^k,
-// applied in two halves so that results down to the subnormals are right.
-const EXP_F32: [f32; 7] = to_f32(inverse_factorials::<7>());
-const EXP_F64: [f64; 12] = inverse_factorials::<12>();
+// k * LN2_HI is exact), exp(r) = 1 + r + r^2 q(r), then times 2^k in two
+// halves so that results down to the subnormals are right. q's error
+// (9e-9 in f32, 2e-16 in f64) is scaled by r^2 <= 0.12 in the result.
+#[allow(clippy::excessive_precision)]
+const EXP_F32: [f32; 6] = [
+    0.000_198_909_809_114_411_47,
+    0.001_393_364_160_321_652_9,
+    0.008_333_310_484_886_17,
+    0.041_666_466_742_753_98,
+    0.166_666_671_633_720_4,
+    0.5,
+];
+#[allow(clippy::excessive_precision)]
+const EXP_F64: [f64; 10] = [
+    2.510_037_583_256_123_4e-8,
+    2.762_007_587_998_336_7e-7,
+    2.755_726_848_031_002_4e-6,
+    2.480_152_132_236_869_2e-5,
+    0.000_198_412_698_630_405_45,
+    0.001_388_888_891_719_671_9,
+    0.008_333_333_333_330_065,
+    0.041_666_666_666_624_164,
+    0.166_666_666_666_666_69,
+    0.500_000_000_000_000_1,
+];
 
-// log1p(e), e in [0, 1]: with f = e (e <= 1/2) or f = (e - 1)/2 (e > 1/2,
+// log1p(e), e in [0, 1]: with f = e (e < 1/2) or f = (e - 1)/2 (e >= 1/2,
 // exact by Sterbenz's lemma), log1p(e) = k ln2 + log1p(f) and
-// log1p(f) = f - (f^2/2 - s (f^2/2 + R(s^2))), s = f / (2 + f), |s| <= 1/5
-// (fdlibm's form). R's series in s^2 <= 1/25 leaves 0.01 ULP in f32 with
-// 5 terms and 0.08 ULP in f64 with 10.
-const LOG_F32: [f32; 5] = to_f32(atanh_coefficients::<5>());
-const LOG_F64: [f64; 10] = atanh_coefficients::<10>();
+// log1p(f) = f - (f^2/2 - s (f^2/2 + z R(z))), s = f / (2 + f), z = s^2
+// <= 1/25 (fdlibm's form). R's error (4e-8 in f32, 6e-17 in f64) is scaled
+// by s z / log1p(f) < 0.02 in the result.
+#[allow(clippy::excessive_precision)]
+const LOG_F32: [f32; 4] =
+    [0.237_473_443_150_520_32, 0.285_327_434_539_794_9, 0.400_003_105_401_992_8, 0.666_666_686_534_881_6];
+#[allow(clippy::excessive_precision)]
+const LOG_F64: [f64; 8] = [
+    0.136_040_157_071_240_79,
+    0.132_103_604_851_326_2,
+    0.153_888_346_778_019_16,
+    0.181_817_384_547_230_26,
+    0.222_222_230_378_072_43,
+    0.285_714_285_673_391_9,
+    0.400_000_000_000_078,
+    0.666_666_666_666_666_6,
+];
 
 macro_rules! exp_log {
     ($t:ident, $bits:ident, $ibits:ident, $mant:expr, $bias:expr, $clamp:expr,
@@ -209,6 +211,12 @@ macro_rules! exp_log {
             // first, then f, then ln2's exact high part.
             let small = madd::<$t, FMA>(s, hfsq + r, k * $ln2_lo);
             madd::<$t, FMA>(k, $ln2_hi, f - (hfsq - small))
+        }
+
+        #[inline(always)]
+        fn at_least_half(self) -> $t {
+            let exponent = ((self.to_bits() >> $mant) as $ibits) - ($bias - 2);
+            exponent.clamp(0, 1) as $t
         }
 
         #[inline(always)]
@@ -253,14 +261,17 @@ impl Real for f64 {
     );
 }
 
-/// `log1p(e)` for `e` in `[0, 1]`: with `f = e` (`e <= 1/2`) or
-/// `f = (e - 1) / 2` (exact by Sterbenz's lemma), `log1p(e) = k ln2 + log1p(f)`.
+/// `log1p(e)` for `e` in `[0, 1]`: with `f = e` (`e < 1/2`, k = 0) or
+/// `f = (e - 1) / 2` (k = 1, exact by Sterbenz's lemma),
+/// `log1p(e) = k ln2 + log1p(f)`.
+///
+/// `f = (e - k) (1 - k/2)` is written as arithmetic on `k`: given a
+/// selection, LLVM evaluates the whole logarithm for both choices.
 #[inline(always)]
 pub fn log1p_unit<C: Real, const FMA: bool>(e: C) -> C {
-    let half = C::from_f64(0.5);
-    let upper = e > half;
-    let f = if upper { (e - C::ONE) * half } else { e };
-    C::log1p_reduced::<FMA>(f, if upper { C::ONE } else { C::ZERO })
+    let k = e.at_least_half();
+    let f = (e - k) * (C::ONE - C::from_f64(0.5) * k);
+    C::log1p_reduced::<FMA>(f, k)
 }
 
 /// `ln(x)` for `x` in `[0, 1]`: `-inf` at 0, NaN for NaN.

@@ -7,9 +7,8 @@ use super::layout::Plan;
 use super::math::Real;
 use super::reduce::{ExactSum, Lanes};
 use super::simd::{Kernel, dispatch};
-use rayon::prelude::*;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Elements per reduction chunk: the fixed grid that makes sums independent
@@ -60,6 +59,51 @@ pub fn set_num_threads(n: usize) -> Result<(), KernelError> {
     Ok(())
 }
 
+/// Runs `chunk(c)` for every chunk index `c < chunks` on `threads` threads:
+/// the calling thread and `threads - 1` pool threads take chunks in turn
+/// from a shared counter (so the caller works instead of waiting, and a late
+/// helper takes less). Returns the results by index; stops at an error.
+fn run_chunks<F>(chunks: usize, threads: usize, chunk: F) -> Result<Vec<f64>, KernelError>
+where
+    F: Fn(usize) -> Result<f64, KernelError> + Sync,
+{
+    let helpers = threads.min(chunks).saturating_sub(1);
+    if helpers == 0 {
+        return (0..chunks).map(chunk).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let results: Vec<AtomicU64> = (0..chunks).map(|_| AtomicU64::new(0)).collect();
+    let failure: Mutex<Option<KernelError>> = Mutex::new(None);
+    let work = || {
+        loop {
+            let c = next.fetch_add(1, Ordering::Relaxed);
+            if c >= chunks {
+                break;
+            }
+            match chunk(c) {
+                Ok(v) => results[c].store(v.to_bits(), Ordering::Relaxed),
+                Err(e) => {
+                    next.store(chunks, Ordering::Relaxed);
+                    failure.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(e);
+                    break;
+                }
+            }
+        }
+    };
+    pool(helpers)?.in_place_scope(|scope| {
+        for _ in 0..helpers {
+            scope.spawn(|_| work());
+        }
+        work();
+    });
+    // The scope has joined every helper, so their stores are visible.
+    if let Some(e) = failure.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        return Err(e);
+    }
+    Ok(results.into_iter().map(|v| f64::from_bits(v.into_inner())).collect())
+}
+
+/// The pool of helper threads (one fewer than the threads a call uses).
 fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, KernelError> {
     let mut slot = POOL.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(pool) = slot.as_ref().filter(|p| p.current_num_threads() == threads) {
@@ -119,12 +163,8 @@ pub(crate) fn drive<C: Real, O: BlockOp<C>>(ops: &Operands<'_, '_>, op: &O, sum:
     let chunk = |c: usize| {
         dispatch(ChunkRun { walk: &walk, lo: c * CHUNK, hi: n.min((c + 1) * CHUNK), compute: PhantomData::<C> })
     };
-    let threads = num_threads();
-    let partials: Vec<f64> = if threads > 1 && n >= PARALLEL_MIN_LEN {
-        pool(threads)?.install(|| (0..chunks).into_par_iter().map(chunk).collect::<Result<_, _>>())?
-    } else {
-        (0..chunks).map(chunk).collect::<Result<_, _>>()?
-    };
+    let threads = if n >= PARALLEL_MIN_LEN { num_threads() } else { 1 };
+    let partials = run_chunks(chunks, threads, chunk)?;
     let mut total = ExactSum::new();
     partials.iter().for_each(|&p| total.add(p));
     Ok(total.value())
@@ -192,7 +232,6 @@ impl<O> Walk<'_, '_, '_, O> {
             segments: Vec::new(),
             lanes: Lanes::default(),
         };
-        let nin = self.ins.len();
         let mut runs = self.plan.runs(lo, hi);
         loop {
             let n = runs.len();
@@ -202,6 +241,26 @@ impl<O> Walk<'_, '_, '_, O> {
             let offsets = runs.offsets();
             let mut done = 0;
             while done < n {
+                if b.filled == 0 && n - done >= BLOCK {
+                    // A whole block within one run: contiguous operands of
+                    // the compute type are read in place, without a copy.
+                    let mut direct = [None; NIN];
+                    for (k, (slot, arr)) in self.ins.iter().enumerate() {
+                        let at = offsets[k] + done as isize * self.inner[k];
+                        // SAFETY (both): `at` and the inner stride come from
+                        // the plan of this array, and the run holds BLOCK
+                        // more elements.
+                        direct[*slot] = unsafe { arr.contiguous::<C>(at, self.inner[k]) };
+                        if direct[*slot].is_none() {
+                            unsafe { arr.gather(at, self.inner[k], &mut b.ins[*slot][..BLOCK]) };
+                        }
+                    }
+                    self.push_segment(&mut b, offsets, done, BLOCK);
+                    b.filled = BLOCK;
+                    self.flush::<C, FMA>(&mut b, direct)?;
+                    done += BLOCK;
+                    continue;
+                }
                 let take = (BLOCK - b.filled).min(n - done);
                 let range = b.filled..b.filled + take;
                 for (k, (slot, arr)) in self.ins.iter().enumerate() {
@@ -210,35 +269,57 @@ impl<O> Walk<'_, '_, '_, O> {
                     // this array; the `take` elements lie within its shape.
                     unsafe { arr.gather(at, self.inner[k], &mut b.ins[*slot][range.clone()]) };
                 }
-                if !self.outs.is_empty() {
-                    let offsets = std::array::from_fn(|k| {
-                        if k < self.outs.len() { offsets[nin + k] + done as isize * self.inner[nin + k] } else { 0 }
-                    });
-                    b.segments.push(Segment { start: b.filled, len: take, offsets });
-                }
+                self.push_segment(&mut b, offsets, done, take);
                 b.filled += take;
                 done += take;
                 if b.filled == BLOCK {
-                    self.flush::<C, FMA>(&mut b)?;
+                    self.flush::<C, FMA>(&mut b, [None; NIN])?;
                 }
             }
             runs.advance(n);
         }
         if b.filled > 0 {
-            self.flush::<C, FMA>(&mut b)?;
+            self.flush::<C, FMA>(&mut b, [None; NIN])?;
         }
         Ok(b.lanes.total())
     }
 
-    /// Computes the gathered block, sums it and writes it out.
+    /// Records where the `take` elements from `done` on in the current run
+    /// go in the outputs.
     #[inline(always)]
-    fn flush<C: Real, const FMA: bool>(&self, b: &mut Blocks<C>) -> Result<(), KernelError>
+    fn push_segment<C>(&self, b: &mut Blocks<C>, offsets: &[isize], done: usize, take: usize) {
+        if !self.outs.is_empty() {
+            let nin = self.ins.len();
+            let offsets = std::array::from_fn(|k| {
+                if k < self.outs.len() { offsets[nin + k] + done as isize * self.inner[nin + k] } else { 0 }
+            });
+            b.segments.push(Segment { start: b.filled, len: take, offsets });
+        }
+    }
+
+    /// Computes the block (operands from `direct` where given, else from
+    /// the gathered buffers), sums it and writes it out.
+    #[inline(always)]
+    fn flush<C: Real, const FMA: bool>(
+        &self,
+        b: &mut Blocks<C>,
+        direct: [Option<*const C>; NIN],
+    ) -> Result<(), KernelError>
     where
         O: BlockOp<C>,
     {
         let filled = b.filled;
-        let views: [&[C]; NIN] = std::array::from_fn(|s| &b.ins[s][..filled]);
-        self.op.apply::<FMA>(views, &mut b.value[..filled], &mut b.grad[..filled])?;
+        {
+            let views: [&[C]; NIN] = std::array::from_fn(|s| match direct[s] {
+                // SAFETY: `contiguous` vouched for `BLOCK` (= `filled`)
+                // aligned elements of the compute type. Nothing writes them
+                // while the view lives: outputs are written below, after
+                // the views are gone, and other tasks write other elements.
+                Some(p) => unsafe { std::slice::from_raw_parts(p, filled) },
+                None => &b.ins[s][..filled],
+            });
+            self.op.apply::<FMA>(views, &mut b.value[..filled], &mut b.grad[..filled])?;
+        }
         if self.sum {
             b.lanes.add(&b.value[..filled]);
         }
