@@ -72,12 +72,12 @@ fn checked_byte_strides<T>(
     if shape.len() != strides.len() {
         return Err(KernelError::BadLayout("shape and strides differ in length".into()));
     }
-    if let Some((lo, hi)) = byte_extent(shape, strides, 1) {
-        if offset as isize + lo < 0 || offset as isize + hi > len as isize {
-            return Err(KernelError::BadLayout(format!(
-                "shape {shape:?} with strides {strides:?} from offset {offset} leaves a slice of {len}"
-            )));
-        }
+    if let Some((lo, hi)) = byte_extent(shape, strides, 1)
+        && (offset as isize + lo < 0 || offset as isize + hi > len as isize)
+    {
+        return Err(KernelError::BadLayout(format!(
+            "shape {shape:?} with strides {strides:?} from offset {offset} leaves a slice of {len}"
+        )));
     }
     let size = std::mem::size_of::<T>() as isize;
     Ok(strides.iter().map(|s| s * size).collect())
