@@ -150,6 +150,27 @@ fn set_num_threads(n: usize) -> PyResult<()> {
     Ok(kernels::set_num_threads(n)?)
 }
 
+/// The instruction-set level the kernels run at ("sse2", "avx2", "avx512", "neon").
+#[pyfunction]
+fn get_simd_level() -> &'static str {
+    kernels::simd_level().name()
+}
+
+/// Every level this CPU can run, lowest first.
+#[pyfunction]
+fn available_simd_levels() -> Vec<&'static str> {
+    kernels::Level::available().into_iter().map(|l| l.name()).collect()
+}
+
+/// Runs the kernels at `level` (one of `available_simd_levels()`).
+#[pyfunction]
+fn set_simd_level(level: &str) -> PyResult<()> {
+    let parsed = kernels::Level::from_name(level).ok_or_else(|| {
+        PyValueError::new_err(format!("unknown SIMD level {level:?}; this CPU supports {:?}", available_simd_levels()))
+    })?;
+    Ok(kernels::set_simd_level(parsed)?)
+}
+
 #[pymodule(gil_used = false)]
 #[pyo3(name = "_core")]
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -161,5 +182,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sigmoid, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(get_simd_level, m)?)?;
+    m.add_function(wrap_pyfunction!(available_simd_levels, m)?)?;
+    m.add_function(wrap_pyfunction!(set_simd_level, m)?)?;
     Ok(())
 }

@@ -3,6 +3,18 @@ import os
 import pytest
 
 import fastbce
+from fastbce import _core
+
+SIMD_LEVELS = _core.available_simd_levels()
+
+
+@pytest.fixture(params=SIMD_LEVELS)
+def simd_level(request):
+    """Runs a test once per instruction-set level this CPU has."""
+    before = _core.get_simd_level()
+    _core.set_simd_level(request.param)
+    yield request.param
+    _core.set_simd_level(before)
 
 
 @pytest.fixture(autouse=True)

@@ -56,7 +56,7 @@ def _grid(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_loss_and_gradient_within_4_ulp(dtype):
+def test_loss_and_gradient_within_4_ulp(dtype, simd_level):
     x, y, w, p = _grid(dtype)
     loss = fb.binary_cross_entropy_with_logits(x, y, w, "none", p)
     grad = fb.binary_cross_entropy_with_logits_grad(x, y, w, "none", p)
@@ -70,7 +70,7 @@ def test_loss_and_gradient_within_4_ulp(dtype):
         e = ulp_error(float(grad[i]), exact_grad, dtype, scale=term)
         if e > worst_grad[0]:
             worst_grad = (e, args)
-    name = np.dtype(dtype).name
+    name = f"{np.dtype(dtype).name} ({simd_level})"
     print(f"\n{name}: max loss error {worst_loss[0]:.2f} ULP at (x, y, w, p) = {worst_loss[1]}")
     print(f"{name}: max gradient error {worst_grad[0]:.2f} ULP of the larger term at {worst_grad[1]}")
     assert worst_loss[0] <= MAX_ULP, worst_loss
@@ -78,7 +78,7 @@ def test_loss_and_gradient_within_4_ulp(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_tails_keep_relative_precision_where_pytorch_gives_zero(dtype):
+def test_tails_keep_relative_precision_where_pytorch_gives_zero(dtype, simd_level):
     # PyTorch's float32 loss is 0 for x < -14.75 with y = 0, and its
     # gradient 0 for x > 16.75 with y = 1; the true values are ~exp(-|x|).
     x = np.array([-20.0, -50.0, -80.0], dtype)
@@ -91,7 +91,7 @@ def test_tails_keep_relative_precision_where_pytorch_gives_zero(dtype):
         assert gi < 0 and ulp_error(float(gi), exact_grad, dtype) <= MAX_ULP
 
 
-def test_infinite_logits_give_the_limits():
+def test_infinite_logits_give_the_limits(simd_level):
     x = np.array([np.inf, -np.inf, np.inf, -np.inf, np.inf, -np.inf])
     y = np.array([1.0, 0.0, 0.0, 1.0, 0.5, 0.5])
     loss, grad = fb.binary_cross_entropy_with_logits_value_and_grad(x, y, reduction="none")
@@ -99,7 +99,7 @@ def test_infinite_logits_give_the_limits():
     np.testing.assert_array_equal(grad, [0, 0, 1, -1, 0.5, -0.5])
 
 
-def test_nan_propagates():
+def test_nan_propagates(simd_level):
     x = np.array([np.nan, 1.0, 0.5], np.float32)
     y = np.array([1.0, np.nan, 0.0], np.float32)
     loss = fb.binary_cross_entropy_with_logits(x, y, reduction="none")

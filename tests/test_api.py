@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import os
 import subprocess
 import sys
 import tracemalloc
@@ -268,3 +269,34 @@ def test_every_public_function_has_an_example():
 def test_stub_matches_the_native_module():
     done = subprocess.run([sys.executable, "-m", "mypy.stubtest", "fastbce._core"], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_show_config(capsys):
+    assert fb.show_config() is None
+    text = capsys.readouterr().out
+    info = fb.show_config("dicts")
+    assert info["version"] == fb.__version__
+    assert info["simd"]["level"] in info["simd"]["available"]
+    assert f"SIMD level:   {info['simd']['level']}" in text
+    assert f"threads:      {fb.get_num_threads()}" in text
+    with pytest.raises(ValueError, match="^mode must be 'stdout' or 'dicts', got 'json'$"):
+        fb.show_config("json")
+
+
+def _simd_in_fresh_process(value):
+    env = dict(os.environ, FASTBCE_SIMD=value)
+    code = "import warnings; warnings.simplefilter('always')\nimport fastbce; print(fastbce._core.get_simd_level())"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return done.stdout.strip(), done.stderr
+
+
+def test_simd_environment_variable_forces_a_lower_level():
+    from fastbce import _core
+
+    for level in _core.available_simd_levels():
+        assert _simd_in_fresh_process(level) == (level, "")
+    level, err = _simd_in_fresh_process("avx9000")
+    assert level == _core.available_simd_levels()[-1]
+    assert "RuntimeWarning: ignoring FASTBCE_SIMD='avx9000': unknown SIMD level" in err
+    with pytest.raises(ValueError, match='^unknown SIMD level "mmx"; this CPU supports'):
+        _core.set_simd_level("mmx")

@@ -74,14 +74,14 @@ def _check_grad(case, got, expected, scale):
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
-def test_forward(case):
+def test_forward(case, simd_level):
     x, y, kwargs, _, expected, _ = _load(case)
     forward, _, _ = FUNCS[case["fn"]]
     _check_loss(case, forward(x, y, **kwargs), expected)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
-def test_grad(case):
+def test_grad(case, simd_level):
     x, y, kwargs, grad_output, _, expected_grad = _load(case)
     _, grad, _ = FUNCS[case["fn"]]
     got = grad(x, y, **kwargs, grad_output=grad_output)
@@ -89,7 +89,7 @@ def test_grad(case):
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
-def test_value_and_grad(case):
+def test_value_and_grad(case, simd_level):
     x, y, kwargs, grad_output, expected, expected_grad = _load(case)
     _, _, value_and_grad = FUNCS[case["fn"]]
     loss, grad = value_and_grad(x, y, **kwargs, grad_output=grad_output)

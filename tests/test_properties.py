@@ -84,9 +84,13 @@ def _kwargs(fn, weight, pos_weight, reduction):
     return kw
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=1000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(problems())
-def test_matches_float64_reference(problem):
+def test_matches_float64_reference(simd_level, problem):
     fn, x, y, weight, pos_weight, reduction, grad_output, mode, out_kind = problem
     forward, grad_fn, value_and_grad = FUNCS[fn]
     rtol = RTOL[x.dtype.type]

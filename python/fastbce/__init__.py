@@ -8,6 +8,8 @@ arrays of any layout in place, on all cores, with the GIL released.
 from __future__ import annotations
 
 from . import _core
+from ._config import apply_environment as _apply_simd_environment
+from ._config import show_config
 from ._functional import (
     binary_cross_entropy,
     binary_cross_entropy_grad,
@@ -36,7 +38,9 @@ __all__ = [
     "get_num_threads",
     "num_threads",
     "set_num_threads",
+    "show_config",
     "sigmoid",
 ]
 
 _apply_environment()
+_apply_simd_environment()

@@ -9,9 +9,12 @@ __all__ = [
     "OverlapError",
     "PARALLEL_MIN_LEN",
     "__version__",
+    "available_simd_levels",
     "bce",
     "get_num_threads",
+    "get_simd_level",
     "set_num_threads",
+    "set_simd_level",
     "sigmoid",
 ]
 __version__: str
@@ -35,3 +38,6 @@ def bce(
 def sigmoid(input: NDArray[Any], out: NDArray[Any]) -> None: ...
 def get_num_threads() -> int: ...
 def set_num_threads(n: int) -> None: ...
+def get_simd_level() -> str: ...
+def available_simd_levels() -> list[str]: ...
+def set_simd_level(level: str) -> None: ...

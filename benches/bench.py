@@ -1,0 +1,460 @@
+"""Benchmark fastbce against NumPy, PyTorch, JAX, numba and a C loop.
+
+Every peer is measured in this one process, on the same arrays, and its
+result is checked against a float64 reference before its time counts.
+Times are medians of several repeats; ratios come from the same run.
+
+    python benches/bench.py                       # default sizes and cases
+    python benches/bench.py --sizes 1e6,1e7,1e8 --cases mean --dtypes float32
+    python benches/bench.py --peers numpy,c --threads 1 --markdown table.md
+    python benches/bench.py --memory              # peak memory of a 1e8 mean
+
+Peers that are not installed are left out (PyTorch, JAX, numba); the C
+loop (benches/roofline.c, vectorized with glibc's libmvec under
+-ffast-math, OpenMP) is built when gcc is on the PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+# OpenMP threads must not spin between calls, or they steal the cores from
+# the peer measured next; set before libgomp loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+
+import fastbce as fb  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+CASES = {
+    "mean": "loss, reduction='mean'",
+    "none_out": "loss, reduction='none', into out=",
+    "none_new": "loss, reduction='none', into a new array",
+    "vg_out": "loss and gradient of the mean, gradient into out=",
+    "vg_new": "loss and gradient of the mean, gradient into a new array",
+    "pos_weight": "mean with a (100,) pos_weight over (N/100, 100)",
+    "uint8": "mean with uint8 targets",
+}
+PEERS = ["fastbce", "fastbce-1t", "numpy", "torch", "jax", "numba", "c"]
+
+
+@dataclass
+class Problem:
+    case: str
+    dtype: Any
+    n: int
+    x: np.ndarray
+    y: np.ndarray
+    pos_weight: Optional[np.ndarray]
+    out: np.ndarray
+    want_loss: Any
+    want_grad: Optional[np.ndarray]
+
+
+def make_problem(case: str, dtype: Any, n: int, seed: int = 0) -> Problem:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.0, 3.0, n).astype(dtype)
+    labels = rng.random(n) < 0.3
+    y = labels.astype(np.uint8 if case == "uint8" else dtype)
+    pos_weight = None
+    if case == "pos_weight":
+        x = x.reshape(-1, 100)
+        y = y.reshape(-1, 100)
+        pos_weight = rng.uniform(0.5, 4.0, 100).astype(dtype)
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    p64 = 1.0 if pos_weight is None else pos_weight.astype(np.float64)
+    softplus_neg = np.log1p(np.exp(-np.abs(x64))) + np.maximum(-x64, 0.0)
+    loss = (1.0 - y64) * x64 + (1.0 + (p64 - 1.0) * y64) * softplus_neg
+    want_grad = None
+    if case.startswith("vg"):
+        sig = np.exp(-np.logaddexp(0.0, -x64))
+        want_grad = (sig - y64) / x64.size
+    want_loss = loss if case.startswith("none") else np.mean(loss)
+    return Problem(case, dtype, n, x, y, pos_weight, np.empty_like(x), want_loss, want_grad)
+
+
+# ---------------------------------------------------------------- the peers
+# Each returns a callable computing the case, returning (loss, grad or None),
+# or None when the peer does not do that case.
+
+
+def fastbce_peer(threads: int) -> Callable[[Problem], Optional[Callable[[], Any]]]:
+    def make(p: Problem) -> Optional[Callable[[], Any]]:
+        def run(fn: Callable[[], Any]) -> Any:
+            with fb.num_threads(threads):
+                return fn()
+
+        if p.case in ("mean", "uint8", "pos_weight"):
+            return lambda: run(lambda: (fb.binary_cross_entropy_with_logits(p.x, p.y, pos_weight=p.pos_weight), None))
+        if p.case == "none_out":
+            return lambda: run(
+                lambda: (fb.binary_cross_entropy_with_logits(p.x, p.y, reduction="none", out=p.out), None)
+            )
+        if p.case == "none_new":
+            return lambda: run(lambda: (fb.binary_cross_entropy_with_logits(p.x, p.y, reduction="none"), None))
+        if p.case == "vg_out":
+            return lambda: run(lambda: fb.binary_cross_entropy_with_logits_value_and_grad(p.x, p.y, out=p.out))
+        if p.case == "vg_new":
+            return lambda: run(lambda: fb.binary_cross_entropy_with_logits_value_and_grad(p.x, p.y))
+        return None
+
+    return make
+
+
+def numpy_peer(p: Problem) -> Optional[Callable[[], Any]]:
+    def loss(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        y = y.astype(x.dtype, copy=False)
+        sp = np.log1p(np.exp(-np.abs(x))) + np.maximum(-x, 0)
+        if p.pos_weight is None:
+            return (1 - y) * x + sp
+        return (1 - y) * x + (1 + (p.pos_weight - 1) * y) * sp
+
+    if p.case in ("mean", "uint8", "pos_weight"):
+        return lambda: (np.mean(loss(p.x, p.y), dtype=np.float64), None)
+    if p.case.startswith("none"):
+        return lambda: (loss(p.x, p.y), None)
+    if p.case.startswith("vg"):
+
+        def vg() -> Any:
+            e = np.exp(-np.abs(p.x))
+            sig = np.where(p.x >= 0, 1 / (1 + e), e / (1 + e))
+            value = np.mean((1 - p.y) * p.x + np.log1p(e) + np.maximum(-p.x, 0), dtype=np.float64)
+            return value, (sig - p.y) / p.x.size
+
+        return vg
+    return None
+
+
+def torch_peer(threads: int) -> Optional[Callable[[Problem], Optional[Callable[[], Any]]]]:
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+
+    def make(p: Problem) -> Optional[Callable[[], Any]]:
+        x, y = torch.from_numpy(p.x), torch.from_numpy(p.y)
+        if p.case == "uint8":
+            return lambda: (F.binary_cross_entropy_with_logits(x, y.to(x.dtype)).item(), None)
+        pw = None if p.pos_weight is None else torch.from_numpy(p.pos_weight)
+        if p.case in ("mean", "pos_weight"):
+            return lambda: (F.binary_cross_entropy_with_logits(x, y, pos_weight=pw).item(), None)
+        if p.case == "none_new":
+            return lambda: (F.binary_cross_entropy_with_logits(x, y, reduction="none"), None)
+        if p.case.startswith("vg"):
+
+            def vg() -> Any:
+                xr = x.detach().requires_grad_(True)
+                loss = F.binary_cross_entropy_with_logits(xr, y)
+                loss.backward()
+                return loss.item(), xr.grad
+
+            return vg
+        return None
+
+    return make
+
+
+def jax_peer() -> Optional[Callable[[Problem], Optional[Callable[[], Any]]]]:
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        return None
+    jax.config.update("jax_enable_x64", True)
+
+    def elements(x: Any, y: Any, pw: Any) -> Any:
+        sp = jax.nn.softplus(-x)
+        return (1 - y) * x + (1 + (pw - 1) * y) * sp
+
+    mean = jax.jit(lambda x, y, pw: jnp.mean(elements(x, y.astype(x.dtype), pw), dtype=jnp.float64))
+    none = jax.jit(lambda x, y: elements(x, y, 1.0))
+    vg = jax.jit(jax.value_and_grad(lambda x, y: jnp.mean(elements(x, y, 1.0))))
+
+    def make(p: Problem) -> Optional[Callable[[], Any]]:
+        x, y = jnp.asarray(p.x), jnp.asarray(p.y)
+        pw = jnp.asarray(1.0 if p.pos_weight is None else p.pos_weight, dtype=p.x.dtype)
+        if p.case in ("mean", "uint8", "pos_weight"):
+            return lambda: (mean(x, y, pw).block_until_ready(), None)
+        if p.case == "none_new":
+            return lambda: (none(x, y).block_until_ready(), None)
+        if p.case == "vg_new":
+
+            def run() -> Any:
+                value, grad = vg(x, y)
+                return value.block_until_ready(), grad.block_until_ready()
+
+            return run
+        return None
+
+    return make
+
+
+def numba_peer(threads: int) -> Optional[Callable[[Problem], Optional[Callable[[], Any]]]]:
+    try:
+        import numba
+    except ImportError:
+        return None
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+
+    @numba.njit(parallel=True, cache=False)
+    def mean(x: Any, y: Any) -> float:
+        total = 0.0
+        for i in numba.prange(x.size):
+            xi = x[i]
+            total += (1 - y[i]) * xi + np.log1p(np.exp(-abs(xi))) + max(-xi, 0)
+        return total / x.size
+
+    def make(p: Problem) -> Optional[Callable[[], Any]]:
+        if p.case in ("mean", "uint8"):
+            return lambda: (mean(p.x, p.y), None)
+        return None
+
+    return make
+
+
+def c_peer(threads: int) -> Optional[Callable[[Problem], Optional[Callable[[], Any]]]]:
+    if shutil.which("gcc") is None:
+        return None
+    build = Path(tempfile.mkdtemp(prefix="fastbce-bench-")) / "roofline.so"
+    cmd = [
+        "gcc",
+        "-O3",
+        "-march=native",
+        "-ffast-math",
+        "-fopenmp",
+        "-mprefer-vector-width=512",
+        "-fPIC",
+        "-shared",
+        "-o",
+        str(build),
+        str(HERE / "roofline.c"),
+        "-lmvec",
+        "-lm",
+    ]
+    if subprocess.run(cmd, capture_output=True).returncode != 0:
+        return None
+    lib = ctypes.CDLL(str(build))
+    ptr, long, cint = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
+    for suffix in ("f32", "f64", "f32_u8", "f64_u8"):
+        for name, argtypes, restype in [
+            ("mean", [ptr, ptr, long, cint], ctypes.c_double),
+            ("none", [ptr, ptr, ptr, long, cint], None),
+            ("value_and_grad", [ptr, ptr, ptr, long, cint], ctypes.c_double),
+            ("pos_weight", [ptr, ptr, ptr, long, long, cint], ctypes.c_double),
+        ]:
+            fn = getattr(lib, f"{name}_{suffix}")
+            fn.argtypes, fn.restype = argtypes, restype
+
+    def make(p: Problem) -> Optional[Callable[[], Any]]:
+        suffix = ("f32" if p.dtype == np.float32 else "f64") + ("_u8" if p.case == "uint8" else "")
+        x, y, out, n = p.x.ctypes.data, p.y.ctypes.data, p.out.ctypes.data, p.x.size
+        if p.case in ("mean", "uint8"):
+            return lambda: (getattr(lib, f"mean_{suffix}")(x, y, n, threads), None)
+        if p.case == "none_out":
+
+            def none() -> Any:
+                getattr(lib, f"none_{suffix}")(x, y, out, n, threads)
+                return p.out, None
+
+            return none
+        if p.case == "vg_out":
+            return lambda: (getattr(lib, f"value_and_grad_{suffix}")(x, y, out, n, threads), p.out)
+        if p.case == "pos_weight":
+            assert p.pos_weight is not None
+            pw, rows = p.pos_weight.ctypes.data, p.x.shape[0]
+            return lambda: (getattr(lib, f"pos_weight_{suffix}")(x, y, pw, rows, 100, threads), None)
+        return None
+
+    return make
+
+
+# ----------------------------------------------------------------- measuring
+
+
+def correct(p: Problem, result: Any) -> bool:
+    loss, grad = result
+    rtol = 2e-5 if p.dtype == np.float32 else 1e-9
+    loss = np.asarray(loss, dtype=np.float64)
+    if not np.allclose(loss, p.want_loss, rtol=rtol, atol=rtol * 1e-3):
+        return False
+    if p.want_grad is not None:
+        grad = np.asarray(grad, dtype=np.float64)
+        scale = 1.0 / p.x.size
+        return bool(np.allclose(grad, p.want_grad, rtol=rtol, atol=rtol * scale))
+    return True
+
+
+def median_seconds(fn: Callable[[], Any], repeats: int, budget: float = 0.05) -> float:
+    """Median over `repeats` of the mean time of enough calls to last `budget` s."""
+    start = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - start, 1e-7)
+    inner = max(1, int(budget / once))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        times.append((time.perf_counter() - start) / inner)
+    return statistics.median(times)
+
+
+def fmt_time(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds * 1e9:.3g} ns"
+
+
+def show_config_text() -> str:
+    import io
+    from contextlib import redirect_stdout
+
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        fb.show_config()
+    return buf.getvalue()
+
+
+def peak_memory_of_mean(n: int) -> None:
+    """Peak RSS growth of a float32 mean on `n` elements, beyond its inputs."""
+    code = f"""
+import resource, numpy as np, fastbce as fb
+x = np.ones({n}, np.float32); y = np.zeros({n}, np.float32)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+fb.binary_cross_entropy_with_logits(x, y)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(before, after)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    before, after = (int(v) for v in done.stdout.split())
+    inputs = 2 * 4 * n / 1024
+    print(
+        f"peak RSS: inputs {inputs / 1024:.0f} MiB; before the call {before / 1024:.1f} MiB, "
+        f"after {after / 1024:.1f} MiB: the call added {(after - before) / 1024:.3f} MiB"
+    )
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1e3,1e5,1e6,1e7", help="comma-separated element counts")
+    ap.add_argument("--dtypes", default="float32,float64")
+    ap.add_argument("--cases", default=",".join(CASES), help=f"any of {', '.join(CASES)}")
+    ap.add_argument("--threads", type=int, default=fb.get_num_threads(), help="threads for every peer")
+    ap.add_argument("--peers", default=",".join(PEERS), help=f"any of {', '.join(PEERS)}")
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--markdown", type=Path, help="also write the table to this file")
+    ap.add_argument("--plot", type=Path, help="write a PNG of throughput against N (needs matplotlib)")
+    ap.add_argument("--memory", action="store_true", help="measure the peak memory of a 1e8 float32 mean")
+    args = ap.parse_args(argv)
+
+    print(show_config_text())
+    if args.memory:
+        peak_memory_of_mean(10**8)
+        return
+    sizes = [int(float(s)) for s in args.sizes.split(",")]
+    dtypes = [np.dtype(d).type for d in args.dtypes.split(",")]
+    cases = args.cases.split(",")
+    wanted = args.peers.split(",")
+    makers: Dict[str, Callable[[Problem], Optional[Callable[[], Any]]]] = {}
+    for name, factory in [
+        ("fastbce", lambda: fastbce_peer(args.threads)),
+        ("fastbce-1t", lambda: fastbce_peer(1)),
+        ("numpy", lambda: numpy_peer),
+        ("torch", lambda: torch_peer(args.threads)),
+        ("jax", jax_peer),
+        ("numba", lambda: numba_peer(args.threads)),
+        ("c", lambda: c_peer(args.threads)),
+    ]:
+        if name in wanted:
+            maker = factory()
+            if maker is not None:
+                makers[name] = maker
+    peers = list(makers)
+    print(f"peers: {', '.join(peers)}; threads: {args.threads}; {platform.processor() or platform.machine()}")
+    print("cell: median time (fastbce's speedup over that peer); 'wrong' = failed the float64 check\n")
+
+    header = ["case", "dtype", "N", *peers, "fastbce Gelem/s"]
+    rows = []
+    results: Dict[tuple, Dict[str, float]] = {}
+    for case in cases:
+        for dtype in dtypes:
+            for n in sizes:
+                p = make_problem(case, dtype, n)
+                times: Dict[str, float] = {}
+                cells: Dict[str, str] = {}
+                for name in peers:
+                    fn = makers[name](p)
+                    if fn is None:
+                        cells[name] = "–"
+                        continue
+                    try:
+                        ok = correct(p, fn())
+                    except Exception as exc:  # a peer that fails is reported, not fatal
+                        cells[name] = f"error: {type(exc).__name__}"
+                        continue
+                    if not ok:
+                        cells[name] = "wrong"
+                        continue
+                    times[name] = median_seconds(fn, args.repeats)
+                ours = times.get("fastbce")
+                for name, t in times.items():
+                    ratio = f" ({t / ours:.2f}×)" if ours and name != "fastbce" else ""
+                    cells[name] = fmt_time(t) + ratio
+                rate = f"{n / ours / 1e9:.2f}" if ours else "–"
+                row = [case, np.dtype(dtype).name, f"{n:.0e}", *[cells[name] for name in peers], rate]
+                rows.append(row)
+                results[(case, np.dtype(dtype).name, n)] = times
+                print(" | ".join(row), flush=True)
+
+    table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    table += ["| " + " | ".join(r) + " |" for r in rows]
+    print("\n" + "\n".join(table))
+    if args.markdown:
+        args.markdown.write_text("\n".join(table) + "\n")
+    if args.plot:
+        plot(results, args.plot)
+
+
+def plot(results: Dict[tuple, Dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: Dict[tuple, List[tuple]] = {}
+    for (case, dtype, n), times in results.items():
+        for peer, t in times.items():
+            series.setdefault((case, dtype, peer), []).append((n, n / t / 1e9))
+    keys = sorted({(c, d) for c, d, _ in series})
+    fig, axes = plt.subplots(len(keys), 1, figsize=(7, 3.2 * len(keys)), squeeze=False)
+    for ax, (case, dtype) in zip(axes[:, 0], keys, strict=True):
+        for (c, d, peer), points in sorted(series.items()):
+            if (c, d) == (case, dtype):
+                ns, rates = zip(*sorted(points), strict=True)
+                ax.loglog(ns, rates, marker="o", label=peer)
+        ax.set_title(f"{case}, {dtype}")
+        ax.set_xlabel("N")
+        ax.set_ylabel("Gelem/s")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    main()
