@@ -71,7 +71,7 @@ fn view<'b>(arr: &'b Bound<'_, PyUntypedArray>, name: &str) -> PyResult<ArrayRef
     // as they would with a NumPy ufunc, which also releases the GIL.
     Ok(unsafe {
         let data = (*_PyArray_GET_ITEM_DATA(arr.as_array_ptr())).data as *const u8;
-        ArrayRef::from_raw(data, dtype, arr.shape().to_vec(), arr.strides().to_vec())
+        ArrayRef::from_raw(data, dtype, arr.shape(), arr.strides())
     })
 }
 
@@ -87,17 +87,29 @@ fn view_mut<'b>(arr: &'b Bound<'_, PyUntypedArray>, name: &str) -> PyResult<Arra
     // kernels check that no two indices of it share bytes before writing.
     Ok(unsafe {
         let data = (*_PyArray_GET_ITEM_DATA(arr.as_array_ptr())).data as *mut u8;
-        ArrayMut::from_raw(data, dtype, arr.shape().to_vec(), arr.strides().to_vec())
+        ArrayMut::from_raw(data, dtype, arr.shape(), arr.strides())
     })
 }
 
-fn view_opt<'b>(arr: Option<&'b Bound<'_, PyUntypedArray>>, name: &str) -> PyResult<Option<ArrayRef<'b>>> {
-    arr.map(|a| view(a, name)).transpose()
+/// Describes `arr` broadcast to `shape` (weights, grad_output).
+fn broadcast_view<'b>(
+    arr: Option<&'b Bound<'_, PyUntypedArray>>,
+    shape: &[usize],
+    name: &str,
+) -> PyResult<Option<ArrayRef<'b>>> {
+    let Some(arr) = arr else { return Ok(None) };
+    view(arr, name)?.broadcast_to(shape).map(Some).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "{name} of shape {:?} does not broadcast to the input shape {shape:?} without changing it",
+            arr.shape()
+        ))
+    })
 }
 
 /// Runs one loss call: returns the float64 sum of the loss elements when
 /// `sum` is true (else 0.0), and writes the elements to `loss_out` and the
 /// gradient (times `grad_scale` and `grad_output`) to `grad_out` if given.
+/// `weight`, `pos_weight` and `grad_output` are broadcast to the input.
 #[pyfunction]
 #[pyo3(signature = (probabilities, input, target, weight, pos_weight, grad_output, grad_scale, sum, loss_out, grad_out))]
 #[allow(clippy::too_many_arguments)]
@@ -114,13 +126,14 @@ fn bce(
     loss_out: Option<&Bound<'_, PyUntypedArray>>,
     grad_out: Option<&Bound<'_, PyUntypedArray>>,
 ) -> PyResult<f64> {
+    let shape = input.shape();
     let req = LossRequest {
         loss: if probabilities { Loss::Probabilities } else { Loss::Logits },
         input: view(input, "input")?,
         target: view(target, "target")?,
-        weight: view_opt(weight, "weight")?,
-        pos_weight: view_opt(pos_weight, "pos_weight")?,
-        grad_output: view_opt(grad_output, "grad_output")?,
+        weight: broadcast_view(weight, shape, "weight")?,
+        pos_weight: broadcast_view(pos_weight, shape, "pos_weight")?,
+        grad_output: broadcast_view(grad_output, shape, "grad_output")?,
         grad_scale,
         sum,
         loss_out: loss_out.map(|a| view_mut(a, "out")).transpose()?,

@@ -9,7 +9,7 @@ scalars of the result dtype.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -31,6 +31,8 @@ REDUCTIONS = ("mean", "sum", "none")
 Loss = Union[np.floating[Any], NDArray[np.floating[Any]]]
 
 _FLOAT_RESULTS = {np.dtype(t): np.dtype(t) for t in (np.float16, np.float32, np.float64)}
+# The scalar type of a reduced loss, by input dtype (float64 otherwise).
+_SCALAR_TYPES: Dict[np.dtype[Any], Callable[[float], Any]] = {dtype: dtype.type for dtype in _FLOAT_RESULTS}
 _FLOAT64 = np.dtype(np.float64)
 
 
@@ -100,31 +102,29 @@ def check_out(out: object, shape: Tuple[int, ...], dtype: np.dtype[Any], what: s
     return out
 
 
-def _run(
-    probabilities: bool,
+_ndarray = np.ndarray
+
+
+def _checked(
     x: NDArray[Any],
     y: NDArray[Any],
     w: Optional[NDArray[Any]],
     pw: Optional[NDArray[Any]],
     go: Optional[NDArray[Any]],
-    scale: float,
-    total: bool,
-    loss_out: Optional[NDArray[Any]],
-    grad_out: Optional[NDArray[Any]],
-) -> float:
-    try:
-        return _core.bce(probabilities, x, y, w, pw, go, scale, total, loss_out, grad_out)
-    except _core.OverlapError:
-        # An output shares memory with an input without being that array:
-        # compute into fresh arrays, then copy (as NumPy's ufuncs do).
-        fresh_loss = None if loss_out is None else np.empty_like(loss_out)
-        fresh_grad = None if grad_out is None else np.empty_like(grad_out)
-        result = _core.bce(probabilities, x, y, w, pw, go, scale, total, fresh_loss, fresh_grad)
-        if loss_out is not None and fresh_loss is not None:
-            np.copyto(loss_out, fresh_loss)
-        if grad_out is not None and fresh_grad is not None:
-            np.copyto(grad_out, fresh_grad)
-        return result
+) -> Tuple[NDArray[Any], NDArray[Any], Optional[NDArray[Any]], Optional[NDArray[Any]], Optional[NDArray[Any]]]:
+    """The operands fully checked (raising the errors of DESIGN.md) and in
+    native byte order: the slow path, taken when the kernels refused the
+    fast one."""
+    x, y = as_numeric("input", x), as_numeric("target", y)
+    if y.shape != x.shape:
+        raise ValueError(
+            f"target must have the same shape as input, got target shape {y.shape} and input shape {x.shape}"
+        )
+    shape = x.shape
+    w = None if w is None else broadcast_to_input("weight", w, shape)
+    pw = None if pw is None else broadcast_to_input("pos_weight", pw, shape)
+    go = None if go is None else broadcast_to_input("grad_output", go, shape)
+    return x, y, w, pw, go
 
 
 def _evaluate(
@@ -140,55 +140,97 @@ def _evaluate(
     grad_output: ArrayLike = 1.0,
     out: Optional[NDArray[Any]] = None,
 ) -> Tuple[Optional[Loss], Optional[NDArray[Any]]]:
-    """The loss (if `value`) and its gradient (if `grad`) of one call."""
-    x = as_numeric("input", input)
-    y = as_numeric("target", target)
-    if y.shape != x.shape:
-        raise ValueError(
-            f"target must have the same shape as input, got target shape {y.shape} and input shape {x.shape}"
-        )
-    check_reduction(reduction)
-    shape = x.shape
-    w = None if weight is None else broadcast_to_input("weight", weight, shape)
-    pw = None if pos_weight is None else broadcast_to_input("pos_weight", pos_weight, shape)
-    dtype = result_dtype(x.dtype)
-    n = x.size
+    """The loss (if `value`) and its gradient (if `grad`) of one call.
 
-    loss_out = grad_out = go = None
+    The fast path hands the arrays to the kernels as they are; the kernels
+    check what memory safety needs (dtypes, shapes, broadcasting, overlap).
+    If they refuse, the slow path checks everything in Python, raising
+    the documented error, or converts what needs converting and retries.
+    """
+    if reduction == "mean" or reduction == "sum":
+        total = value
+    elif reduction == "none":
+        total = False
+    else:
+        check_reduction(reduction)
+    go: Any = None
     scale = 1.0
-    if grad:
+    if grad and (type(grad_output) is float or type(grad_output) is int):
+        scale = float(grad_output)
+    elif grad:
         g = as_numeric("grad_output", grad_output)
-        if reduction != "none":
-            if g.ndim != 0:
-                raise ValueError(f"grad_output must be a scalar for reduction={reduction!r}, got shape {g.shape}")
-            scale = float(g) / n if reduction == "mean" and n else float(g)
-        elif g.ndim == 0:
+        if g.ndim == 0:
             scale = float(g)
+        elif reduction != "none":
+            raise ValueError(f"grad_output must be a scalar for reduction={reduction!r}, got shape {g.shape}")
         else:
-            go = broadcast_to_input("grad_output", g, shape)
-        if out is None:
-            grad_out = np.empty_like(x, dtype=dtype, subok=False)
-        else:
-            grad_out = check_out(out, shape, dtype, "gradient")
+            go = g
+    # Arrays pass as they are (the kernels check their dtypes); anything
+    # else goes through `as_numeric`.
+    x = input if type(input) is _ndarray else as_numeric("input", input)
+    y = target if type(target) is _ndarray else as_numeric("target", target)
+    w = weight if weight is None or type(weight) is _ndarray else as_numeric("weight", weight)
+    pw = None if probabilities or pos_weight is None else pos_weight
+    if pw is not None and type(pw) is not _ndarray:
+        pw = as_numeric("pos_weight", pw)
+    n = x.size
+    if reduction == "mean" and n:
+        scale /= n
+
+    loss_out = grad_out = None
+    if grad or (value and reduction == "none"):
+        dtype = result_dtype(x.dtype)
+    if grad:
+        grad_out = (
+            np.empty_like(x, dtype=dtype, subok=False) if out is None else check_out(out, x.shape, dtype, "gradient")
+        )
     if value and reduction == "none":
         if grad or out is None:
             loss_out = np.empty_like(x, dtype=dtype, subok=False)
         else:
-            loss_out = check_out(out, shape, dtype, "loss")
+            loss_out = check_out(out, x.shape, dtype, "loss")
     elif value and out is not None and not grad:
         raise ValueError(
             f"out receives the elementwise loss, so it needs reduction='none', got reduction={reduction!r}"
         )
 
-    total = value and reduction != "none"
-    s = _run(probabilities, x, y, w, pw, go, scale, total, loss_out, grad_out)
-    loss: Optional[Loss] = loss_out
+    try:
+        s = _core.bce(probabilities, x, y, w, pw, go, scale, total, loss_out, grad_out)
+    except _core.OverlapError:
+        s = _apart(probabilities, x, y, w, pw, go, scale, total, loss_out, grad_out)
+    except (ValueError, TypeError):
+        checked = _checked(x, y, w, pw, go)  # raises the documented error
+        if all(a is b for a, b in zip(checked, (x, y, w, pw, go), strict=True)):
+            raise
+        s = _core.bce(probabilities, *checked, scale, total, loss_out, grad_out)
     if total:
-        if reduction == "sum":
-            loss = dtype.type(s)
-        else:
-            loss = dtype.type(s / n if n else math.nan)
-    return loss, grad_out
+        scalar = _SCALAR_TYPES.get(x.dtype, np.float64)
+        return scalar(s if reduction == "sum" else s / n if n else math.nan), grad_out
+    return loss_out, grad_out
+
+
+def _apart(
+    probabilities: bool,
+    x: NDArray[Any],
+    y: NDArray[Any],
+    w: Optional[NDArray[Any]],
+    pw: Optional[NDArray[Any]],
+    go: Optional[NDArray[Any]],
+    scale: float,
+    total: bool,
+    loss_out: Optional[NDArray[Any]],
+    grad_out: Optional[NDArray[Any]],
+) -> float:
+    """An output shares memory with an input without being that array:
+    compute into fresh arrays, then copy (as NumPy's ufuncs do)."""
+    fresh_loss = None if loss_out is None else np.empty_like(loss_out)
+    fresh_grad = None if grad_out is None else np.empty_like(grad_out)
+    result = _core.bce(probabilities, x, y, w, pw, go, scale, total, fresh_loss, fresh_grad)
+    if loss_out is not None and fresh_loss is not None:
+        np.copyto(loss_out, fresh_loss)
+    if grad_out is not None and fresh_grad is not None:
+        np.copyto(grad_out, fresh_grad)
+    return result
 
 
 def binary_cross_entropy_with_logits(

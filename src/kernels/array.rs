@@ -8,9 +8,9 @@
 //! through Rust references, so an output may be the very memory of an input
 //! (`out=input`): each element is read before it is written, by one thread.
 
-use super::KernelError;
 use super::elem::{DType, Elem, OutElem, with_elem};
 use super::math::Real;
+use super::{KernelError, Small};
 use std::marker::PhantomData;
 
 /// A read-only strided array borrowed for `'a`.
@@ -18,8 +18,8 @@ use std::marker::PhantomData;
 pub struct ArrayRef<'a> {
     pub(crate) ptr: *const u8,
     pub(crate) dtype: DType,
-    pub(crate) shape: Vec<usize>,
-    pub(crate) strides: Vec<isize>,
+    pub(crate) shape: Small<usize>,
+    pub(crate) strides: Small<isize>,
     _borrow: PhantomData<&'a [u8]>,
 }
 
@@ -29,8 +29,8 @@ pub struct ArrayRef<'a> {
 pub struct ArrayMut<'a> {
     pub(crate) ptr: *mut u8,
     pub(crate) dtype: DType,
-    pub(crate) shape: Vec<usize>,
-    pub(crate) strides: Vec<isize>,
+    pub(crate) shape: Small<usize>,
+    pub(crate) strides: Small<isize>,
     _borrow: PhantomData<&'a mut [u8]>,
 }
 
@@ -68,7 +68,7 @@ fn checked_byte_strides<T>(
     offset: usize,
     shape: &[usize],
     strides: &[isize],
-) -> Result<Vec<isize>, KernelError> {
+) -> Result<Small<isize>, KernelError> {
     if shape.len() != strides.len() {
         return Err(KernelError::BadLayout("shape and strides differ in length".into()));
     }
@@ -107,7 +107,7 @@ impl<'a> ArrayRef<'a> {
         // `wrapping_add`: an empty view may sit at the end of the slice.
         let ptr = data.as_ptr().wrapping_add(offset) as *const u8;
         // SAFETY: the bounds were checked above and `data` is borrowed for 'a.
-        Ok(unsafe { Self::from_raw(ptr, T::DTYPE, shape.to_vec(), byte_strides) })
+        Ok(unsafe { Self::from_raw(ptr, T::DTYPE, shape, &byte_strides) })
     }
 
     /// A C-contiguous view of `data` with `shape`.
@@ -123,12 +123,31 @@ impl<'a> ArrayRef<'a> {
     /// `dtype`, and this memory must stay valid and must not be written by
     /// anyone but the kernels' own outputs for `'a` (an output may be this
     /// very array, with the same pointer, dtype and strides).
-    pub unsafe fn from_raw(ptr: *const u8, dtype: DType, shape: Vec<usize>, strides: Vec<isize>) -> Self {
-        ArrayRef { ptr, dtype, shape, strides, _borrow: PhantomData }
+    pub unsafe fn from_raw(ptr: *const u8, dtype: DType, shape: &[usize], strides: &[isize]) -> Self {
+        ArrayRef { ptr, dtype, shape: shape.into(), strides: strides.into(), _borrow: PhantomData }
     }
 
     pub fn shape(&self) -> &[usize] {
         &self.shape
+    }
+
+    /// This array broadcast to `shape` by NumPy's rules, as a view (zero
+    /// strides on the broadcast axes); `None` if it does not broadcast to
+    /// `shape` without changing it.
+    pub fn broadcast_to(self, shape: &[usize]) -> Option<Self> {
+        if self.shape.as_slice() == shape {
+            return Some(self);
+        }
+        let lead = shape.len().checked_sub(self.shape.len())?;
+        let mut strides: Small<isize> = smallvec::smallvec![0; shape.len()];
+        for (d, (&n, &s)) in self.shape.iter().zip(&self.strides).enumerate() {
+            match n {
+                _ if n == shape[lead + d] => strides[lead + d] = s,
+                1 => {}
+                _ => return None,
+            }
+        }
+        Some(ArrayRef { ptr: self.ptr, dtype: self.dtype, shape: shape.into(), strides, _borrow: PhantomData })
     }
 
     pub fn dtype(&self) -> DType {
@@ -152,7 +171,7 @@ impl<'a> ArrayMut<'a> {
         let ptr = data.as_mut_ptr().wrapping_add(offset) as *mut u8;
         // SAFETY: the bounds were checked above and `data` is borrowed
         // exclusively for 'a.
-        Ok(unsafe { Self::from_raw(ptr, T::DTYPE, shape.to_vec(), byte_strides) })
+        Ok(unsafe { Self::from_raw(ptr, T::DTYPE, shape, &byte_strides) })
     }
 
     /// A C-contiguous writable view of `data` with `shape`.
@@ -166,8 +185,8 @@ impl<'a> ArrayMut<'a> {
     /// As for [`ArrayRef::from_raw`], and the bytes must be writable and
     /// neither read nor written by anyone else for `'a`, except through the
     /// same call's input arrays that are this very array.
-    pub unsafe fn from_raw(ptr: *mut u8, dtype: DType, shape: Vec<usize>, strides: Vec<isize>) -> Self {
-        ArrayMut { ptr, dtype, shape, strides, _borrow: PhantomData }
+    pub unsafe fn from_raw(ptr: *mut u8, dtype: DType, shape: &[usize], strides: &[isize]) -> Self {
+        ArrayMut { ptr, dtype, shape: shape.into(), strides: strides.into(), _borrow: PhantomData }
     }
 
     fn extent(&self) -> Option<(isize, isize)> {
@@ -188,7 +207,7 @@ impl<'a> ArrayMut<'a> {
         if self.shape.contains(&0) {
             return false;
         }
-        let mut axes: Vec<(usize, usize)> = self
+        let mut axes: Small<(usize, usize)> = self
             .shape
             .iter()
             .zip(&self.strides)
@@ -364,6 +383,21 @@ mod tests {
         assert!(ArrayRef::strided(&data, 1, &[5, 2], &[2, 1]).is_err());
         assert!(ArrayRef::strided(&data, 10, &[0, 3], &[3, 1]).is_ok());
         assert!(ArrayRef::strided(&data, 0, &[4, 3], &[0, 1]).is_ok());
+    }
+
+    #[test]
+    fn broadcasting_follows_numpy_and_never_enlarges() {
+        let data = [1.0f32, 2.0, 3.0];
+        let row = ArrayRef::new(&data, &[3]).unwrap();
+        let b = row.clone().broadcast_to(&[2, 3]).unwrap();
+        assert_eq!((b.shape.as_slice(), b.strides.as_slice()), (&[2, 3][..], &[0, 4][..]));
+        let col = ArrayRef::new(&data, &[3, 1]).unwrap();
+        let b = col.clone().broadcast_to(&[3, 5]).unwrap();
+        assert_eq!(b.strides.as_slice(), &[4, 0]);
+        assert!(row.clone().broadcast_to(&[3, 2]).is_none());
+        assert!(col.broadcast_to(&[3]).is_none());
+        let scalar = ArrayRef::new(&data[..1], &[]).unwrap();
+        assert_eq!(scalar.broadcast_to(&[4, 2]).unwrap().strides.as_slice(), &[0, 0]);
     }
 
     #[test]

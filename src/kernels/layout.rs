@@ -1,15 +1,17 @@
 //! The iteration plan: a walk over the elements of arrays that share one
 //! shape, in an order that reads the input as contiguously as possible.
 
+use super::Small;
+
 /// Axes reordered, flipped and merged so that the walk is a sequence of
 /// runs along the innermost axis. Every operand is addressed by a byte
 /// offset from its base pointer; each element index is visited once.
 #[derive(Debug)]
 pub(crate) struct Plan {
-    shape: Vec<usize>,
-    base: Vec<isize>,
+    shape: Small<usize>,
+    base: Small<isize>,
     /// `strides[op][axis]`, in bytes.
-    strides: Vec<Vec<isize>>,
+    strides: Small<Small<isize>>,
     len: usize,
 }
 
@@ -21,10 +23,13 @@ impl Plan {
     pub fn new(shape: &[usize], strides: &[&[isize]]) -> Plan {
         let len = shape.iter().product();
         let nops = strides.len();
-        let mut axes: Vec<usize> = (0..shape.len()).filter(|&d| shape[d] != 1).collect();
-        let mut base = vec![0isize; nops];
+        if let Some(plan) = Self::flat(shape, strides, len) {
+            return plan;
+        }
+        let mut axes: Small<usize> = (0..shape.len()).filter(|&d| shape[d] != 1).collect();
+        let mut base: Small<isize> = smallvec::smallvec![0; nops];
         // Flip the axes the lead operand walks backwards.
-        let mut st: Vec<Vec<isize>> = strides.iter().map(|s| s.to_vec()).collect();
+        let mut st: Small<Small<isize>> = strides.iter().map(|s| Small::from_slice(s)).collect();
         for &d in &axes {
             if st[0][d] < 0 {
                 for (op, s) in st.iter_mut().enumerate() {
@@ -34,8 +39,8 @@ impl Plan {
             }
         }
         axes.sort_by_key(|&d| std::cmp::Reverse(st[0][d]));
-        let mut plan_shape: Vec<usize> = Vec::with_capacity(axes.len());
-        let mut plan_strides: Vec<Vec<isize>> = vec![Vec::with_capacity(axes.len()); nops];
+        let mut plan_shape: Small<usize> = Small::new();
+        let mut plan_strides: Small<Small<isize>> = smallvec::smallvec![Small::new(); nops];
         for &d in &axes {
             let mergeable = plan_shape.last().is_some()
                 && (0..nops).all(|op| *plan_strides[op].last().unwrap() == st[op][d] * shape[d] as isize);
@@ -60,13 +65,30 @@ impl Plan {
         Plan { shape: plan_shape, base, strides: plan_strides, len }
     }
 
+    /// The common case, planned without sorting: every operand walks all
+    /// axes as one (C order, or broadcast along all of them), forwards.
+    fn flat(shape: &[usize], strides: &[&[isize]], len: usize) -> Option<Plan> {
+        let nd = shape.len();
+        let inner = |s: &[isize]| s.last().copied().unwrap_or(0);
+        let one_axis = |s: &&[isize]| (0..nd.saturating_sub(1)).all(|d| s[d] == s[d + 1] * shape[d + 1] as isize);
+        if inner(strides[0]) < 0 || !strides.iter().all(one_axis) {
+            return None;
+        }
+        Some(Plan {
+            shape: smallvec::smallvec![len.max(usize::from(nd == 0))],
+            base: smallvec::smallvec![0; strides.len()],
+            strides: strides.iter().map(|s| smallvec::smallvec![inner(s)]).collect(),
+            len,
+        })
+    }
+
     /// Number of elements.
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Byte stride of each operand along the innermost axis.
-    pub fn inner_strides(&self) -> Vec<isize> {
+    pub fn inner_strides(&self) -> Small<isize> {
         self.strides.iter().map(|s| *s.last().unwrap()).collect()
     }
 
@@ -74,7 +96,7 @@ impl Plan {
     /// axis that cover element indices `lo..hi`, in order.
     pub fn runs(&self, lo: usize, hi: usize) -> Runs<'_> {
         let nd = self.shape.len();
-        let mut index = vec![0usize; nd];
+        let mut index: Small<usize> = smallvec::smallvec![0; nd];
         let mut rest = lo;
         for d in (0..nd).rev() {
             index[d] = rest % self.shape[d];
@@ -93,8 +115,8 @@ impl Plan {
 /// See [`Plan::runs`].
 pub(crate) struct Runs<'p> {
     plan: &'p Plan,
-    index: Vec<usize>,
-    offsets: Vec<isize>,
+    index: Small<usize>,
+    offsets: Small<isize>,
     pos: usize,
     hi: usize,
 }
@@ -164,7 +186,7 @@ mod tests {
         // A reversed input: the output is walked backwards instead.
         let p = Plan::new(&[4], &[&[-8], &[8]]);
         assert_eq!(runs(&p, 0, 4), vec![(vec![-24, 24], 4)]);
-        assert_eq!(p.inner_strides(), vec![8, -8]);
+        assert_eq!(p.inner_strides().as_slice(), &[8, -8]);
     }
 
     #[test]

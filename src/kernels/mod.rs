@@ -16,6 +16,10 @@ mod probs;
 mod reduce;
 mod simd;
 
+/// Per-axis or per-operand values: arrays rarely have more than 8 axes and
+/// a call has at most 7 operands, so these stay off the heap.
+pub(crate) type Small<T> = smallvec::SmallVec<[T; 8]>;
+
 pub use array::{ArrayMut, ArrayRef, c_strides};
 pub use elem::{Bool8, DType};
 pub use parallel::{CHUNK, PARALLEL_MIN_LEN, default_num_threads, num_threads, set_num_threads};

@@ -1,12 +1,12 @@
 //! The thread pool and the driver that walks arrays block by block, on one
 //! thread or many, with the same result either way.
 
-use super::KernelError;
 use super::array::{ArrayMut, ArrayRef, check_outputs};
 use super::layout::Plan;
 use super::math::Real;
 use super::reduce::{ExactSum, Lanes};
 use super::simd::{Kernel, dispatch};
+use super::{KernelError, Small};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -36,9 +36,11 @@ pub(crate) trait BlockOp<C: Real>: Sync {
 static NUM_THREADS: AtomicUsize = AtomicUsize::new(0);
 static POOL: Mutex<Option<Arc<rayon::ThreadPool>>> = Mutex::new(None);
 
-/// The threads the machine offers this process.
+/// The threads the machine offers this process (read once: asking the
+/// system costs microseconds).
 pub fn default_num_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    static DEFAULT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *DEFAULT.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// The number of threads large calls use.
@@ -59,17 +61,20 @@ pub fn set_num_threads(n: usize) -> Result<(), KernelError> {
     Ok(())
 }
 
-/// Runs `chunk(c)` for every chunk index `c < chunks` on `threads` threads:
-/// the calling thread and `threads - 1` pool threads take chunks in turn
-/// from a shared counter (so the caller works instead of waiting, and a late
-/// helper takes less). Returns the results by index; stops at an error.
-fn run_chunks<F>(chunks: usize, threads: usize, chunk: F) -> Result<Vec<f64>, KernelError>
+/// Runs `chunk(c)` for every chunk index `c < chunks` on `threads` threads
+/// and adds the results to `total`: the calling thread and `threads - 1`
+/// pool threads take chunks in turn from a shared counter (so the caller
+/// works instead of waiting, and a late helper takes less). Stops at an error.
+fn run_chunks<F>(chunks: usize, threads: usize, chunk: F, total: &mut ExactSum) -> Result<(), KernelError>
 where
     F: Fn(usize) -> Result<f64, KernelError> + Sync,
 {
     let helpers = threads.min(chunks).saturating_sub(1);
     if helpers == 0 {
-        return (0..chunks).map(chunk).collect();
+        for c in 0..chunks {
+            total.add(chunk(c)?);
+        }
+        return Ok(());
     }
     let next = AtomicUsize::new(0);
     let results: Vec<AtomicU64> = (0..chunks).map(|_| AtomicU64::new(0)).collect();
@@ -100,7 +105,8 @@ where
     if let Some(e) = failure.into_inner().unwrap_or_else(PoisonError::into_inner) {
         return Err(e);
     }
-    Ok(results.into_iter().map(|v| f64::from_bits(v.into_inner())).collect())
+    results.into_iter().for_each(|v| total.add(f64::from_bits(v.into_inner())));
+    Ok(())
 }
 
 /// The pool of helper threads (one fewer than the threads a call uses).
@@ -145,16 +151,24 @@ pub(crate) fn drive<C: Real, O: BlockOp<C>>(ops: &Operands<'_, '_>, op: &O, sum:
         }
     }
     for (slot, arr) in ops.outs.iter().enumerate() {
-        if let Some(a) = arr.filter(|a| a.shape != shape) {
-            return Err(KernelError::Shape { name: OUT_NAMES[slot], shape: a.shape.clone(), expected: shape.to_vec() });
+        if let Some(a) = arr.filter(|a| a.shape.as_slice() != shape) {
+            return Err(KernelError::Shape {
+                name: OUT_NAMES[slot],
+                shape: a.shape.to_vec(),
+                expected: shape.to_vec(),
+            });
         }
     }
-    let ins: Vec<(usize, &ArrayRef<'_>)> = ops.ins.iter().enumerate().filter_map(|(s, a)| a.map(|a| (s, a))).collect();
-    let outs: Vec<(usize, &ArrayMut<'_>)> =
+    let ins: Small<(usize, &ArrayRef<'_>)> =
+        ops.ins.iter().enumerate().filter_map(|(s, a)| a.map(|a| (s, a))).collect();
+    let outs: Small<(usize, &ArrayMut<'_>)> =
         ops.outs.iter().enumerate().filter_map(|(s, a)| a.map(|a| (s, a))).collect();
-    check_outputs(&ins.iter().map(|(_, a)| *a).collect::<Vec<_>>(), &outs.iter().map(|(_, a)| *a).collect::<Vec<_>>())?;
+    check_outputs(
+        &ins.iter().map(|(_, a)| *a).collect::<Small<_>>(),
+        &outs.iter().map(|(_, a)| *a).collect::<Small<_>>(),
+    )?;
 
-    let strides: Vec<&[isize]> =
+    let strides: Small<&[isize]> =
         ins.iter().map(|(_, a)| a.strides.as_slice()).chain(outs.iter().map(|(_, a)| a.strides.as_slice())).collect();
     let plan = Plan::new(shape, &strides);
     let walk = Walk { plan: &plan, inner: plan.inner_strides(), ins: &ins, outs: &outs, op, sum };
@@ -164,15 +178,14 @@ pub(crate) fn drive<C: Real, O: BlockOp<C>>(ops: &Operands<'_, '_>, op: &O, sum:
         dispatch(ChunkRun { walk: &walk, lo: c * CHUNK, hi: n.min((c + 1) * CHUNK), compute: PhantomData::<C> })
     };
     let threads = if n >= PARALLEL_MIN_LEN { num_threads() } else { 1 };
-    let partials = run_chunks(chunks, threads, chunk)?;
     let mut total = ExactSum::new();
-    partials.iter().for_each(|&p| total.add(p));
+    run_chunks(chunks, threads, chunk, &mut total)?;
     Ok(total.value())
 }
 
 struct Walk<'w, 'r, 'a, O> {
     plan: &'w Plan,
-    inner: Vec<isize>,
+    inner: Small<isize>,
     ins: &'w [(usize, &'r ArrayRef<'a>)],
     outs: &'w [(usize, &'r ArrayMut<'a>)],
     op: &'w O,
@@ -212,7 +225,7 @@ struct Blocks<C> {
     /// Elements gathered so far into the current block.
     filled: usize,
     /// Where the current block's elements go in the outputs.
-    segments: Vec<Segment>,
+    segments: Small<Segment>,
     lanes: Lanes,
 }
 
@@ -229,7 +242,7 @@ impl<O> Walk<'_, '_, '_, O> {
             value: [C::ZERO; BLOCK],
             grad: [C::ZERO; BLOCK],
             filled: 0,
-            segments: Vec::new(),
+            segments: Small::new(),
             lanes: Lanes::default(),
         };
         let mut runs = self.plan.runs(lo, hi);

@@ -1,6 +1,7 @@
 //! Deterministic float64 summation: lane accumulators inside a chunk, and an
 //! exactly rounded sum of the chunk partials.
 
+use super::Small;
 use super::math::Real;
 
 /// Sixteen float64 accumulators; element `i` of a chunk always goes to lane
@@ -48,7 +49,7 @@ impl Lanes {
 /// the chunks were scheduled or batched.
 #[derive(Clone, Debug, Default)]
 pub struct ExactSum {
-    partials: Vec<f64>,
+    partials: Small<f64>,
     /// Plain sum of non-finite values (and of finite ones once the exact
     /// sum has overflowed); `None` while everything is finite.
     special: Option<f64>,

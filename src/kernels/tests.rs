@@ -176,9 +176,8 @@ fn in_place_output_reads_each_element_before_writing_it() {
     let ptr = buf.as_mut_ptr() as *mut u8;
     // SAFETY: `buf` outlives the call and is accessed only by the kernel,
     // through these two views of the very same array.
-    let (input, out) = unsafe {
-        (ArrayRef::from_raw(ptr, DType::F64, vec![n], vec![8]), ArrayMut::from_raw(ptr, DType::F64, vec![n], vec![8]))
-    };
+    let (input, out) =
+        unsafe { (ArrayRef::from_raw(ptr, DType::F64, &[n], &[8]), ArrayMut::from_raw(ptr, DType::F64, &[n], &[8])) };
     let mut req = LossRequest::new(Loss::Logits, input, ArrayRef::new(&y, &[n]).unwrap());
     req.grad_out = Some(out);
     loss(&req).unwrap();
@@ -193,10 +192,7 @@ fn partial_overlap_and_bad_shapes_are_refused() {
     let ptr = buf.as_mut_ptr() as *mut u8;
     // SAFETY: `buf` outlives the call; the kernel must refuse to run.
     let (input, out) = unsafe {
-        (
-            ArrayRef::from_raw(ptr, DType::F64, vec![9], vec![8]),
-            ArrayMut::from_raw(ptr.add(8), DType::F64, vec![9], vec![8]),
-        )
+        (ArrayRef::from_raw(ptr, DType::F64, &[9], &[8]), ArrayMut::from_raw(ptr.add(8), DType::F64, &[9], &[8]))
     };
     let mut req = LossRequest::new(Loss::Logits, input, ArrayRef::new(&y, &[9]).unwrap());
     req.loss_out = Some(out);
