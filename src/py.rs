@@ -189,7 +189,8 @@ fn set_simd_level(level: &str) -> PyResult<()> {
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("CHUNK", kernels::CHUNK)?;
-    m.add("PARALLEL_MIN_LEN", kernels::PARALLEL_MIN_LEN)?;
+    m.add("PARALLEL_MIN_LEN_F32", kernels::PARALLEL_MIN_LEN_F32)?;
+    m.add("PARALLEL_MIN_LEN_F64", kernels::PARALLEL_MIN_LEN_F64)?;
     m.add("OverlapError", m.py().get_type::<OverlapError>())?;
     m.add_function(wrap_pyfunction!(bce, m)?)?;
     m.add_function(wrap_pyfunction!(sigmoid, m)?)?;

@@ -28,7 +28,10 @@ def config() -> Dict[str, Any]:
         },
         "threads": {
             "count": _core.get_num_threads(),
-            "parallel_from_elements": _core.PARALLEL_MIN_LEN,
+            "parallel_from_elements": {
+                "float32": _core.PARALLEL_MIN_LEN_F32,
+                "float64": _core.PARALLEL_MIN_LEN_F64,
+            },
             "env": os.environ.get(THREADS_ENV_VAR),
         },
         "reduction_chunk_elements": _core.CHUNK,
@@ -63,12 +66,14 @@ def show_config(mode: str = "stdout") -> Optional[Dict[str, Any]]:
     if mode != "stdout":
         raise ValueError(f"mode must be 'stdout' or 'dicts', got {mode!r}")
     simd, threads = info["simd"], info["threads"]
+    start = threads["parallel_from_elements"]
     forced = f"; {SIMD_ENV_VAR}={simd['env']}" if simd["env"] else ""
     from_env = f"; {THREADS_ENV_VAR}={threads['env']}" if threads["env"] else ""
     print(f"fastbce {info['version']}")
     print(f"  SIMD level:   {simd['level']} (this CPU runs: {', '.join(simd['available'])}{forced})")
     print(
-        f"  threads:      {threads['count']} (parallel from {threads['parallel_from_elements']:,} elements{from_env})"
+        f"  threads:      {threads['count']} (parallel from {start['float32']:,} float32"
+        f" / {start['float64']:,} float64 elements{from_env})"
     )
     print(f"  reductions:   float64, chunks of {info['reduction_chunk_elements']:,} elements, exact combination")
     print(f"  numpy {info['numpy']}, Python {info['python']}, {info['machine']}")

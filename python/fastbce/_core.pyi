@@ -7,7 +7,8 @@ from numpy.typing import NDArray
 __all__ = [
     "CHUNK",
     "OverlapError",
-    "PARALLEL_MIN_LEN",
+    "PARALLEL_MIN_LEN_F32",
+    "PARALLEL_MIN_LEN_F64",
     "__version__",
     "available_simd_levels",
     "bce",
@@ -19,7 +20,8 @@ __all__ = [
 ]
 __version__: str
 CHUNK: int
-PARALLEL_MIN_LEN: int
+PARALLEL_MIN_LEN_F32: int
+PARALLEL_MIN_LEN_F64: int
 
 class OverlapError(ValueError): ...
 

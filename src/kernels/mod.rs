@@ -22,7 +22,9 @@ pub(crate) type Small<T> = smallvec::SmallVec<[T; 8]>;
 
 pub use array::{ArrayMut, ArrayRef, c_strides};
 pub use elem::{Bool8, DType};
-pub use parallel::{CHUNK, PARALLEL_MIN_LEN, default_num_threads, num_threads, set_num_threads};
+pub use parallel::{
+    CHUNK, PARALLEL_MIN_LEN_F32, PARALLEL_MIN_LEN_F64, default_num_threads, num_threads, set_num_threads,
+};
 pub use reduce::ExactSum;
 pub use simd::{Level, detected as detected_level, level as simd_level, set_level as set_simd_level};
 

@@ -17,8 +17,20 @@ pub const CHUNK: usize = 8192;
 /// Elements per block: operands are converted into L1-resident buffers of
 /// this many compute values, and the math runs on those.
 const BLOCK: usize = 256;
-/// Below this many elements the work stays on the calling thread.
-pub const PARALLEL_MIN_LEN: usize = 2 * CHUNK;
+/// Below this many elements a call stays on the calling thread: waking a
+/// helper costs tens of microseconds, so threads pay only for work longer
+/// than that. Measured with `benches/bench.py`-style timing of the mean and
+/// the gradient on 2 cores: a second thread first pays at about 1e5 float32
+/// elements (float32 computes in about 1 ns an element) and at about 5e4
+/// float64 elements.
+pub const PARALLEL_MIN_LEN_F32: usize = 1 << 17;
+/// See [`PARALLEL_MIN_LEN_F32`].
+pub const PARALLEL_MIN_LEN_F64: usize = 1 << 16;
+
+/// The parallel threshold of compute type `C`.
+fn parallel_min_len<C: Real>() -> usize {
+    if C::DTYPE == super::elem::DType::F32 { PARALLEL_MIN_LEN_F32 } else { PARALLEL_MIN_LEN_F64 }
+}
 
 /// Input slots of a block operation: input, target, weight, pos_weight,
 /// grad_output. Absent operands read as ones.
@@ -177,7 +189,7 @@ pub(crate) fn drive<C: Real, O: BlockOp<C>>(ops: &Operands<'_, '_>, op: &O, sum:
     let chunk = |c: usize| {
         dispatch(ChunkRun { walk: &walk, lo: c * CHUNK, hi: n.min((c + 1) * CHUNK), compute: PhantomData::<C> })
     };
-    let threads = if n >= PARALLEL_MIN_LEN { num_threads() } else { 1 };
+    let threads = if n >= parallel_min_len::<C>() { num_threads() } else { 1 };
     let mut total = ExactSum::new();
     run_chunks(chunks, threads, chunk, &mut total)?;
     Ok(total.value())

@@ -163,7 +163,7 @@ fn every_layout_gives_the_contiguous_result() {
 
 #[test]
 fn in_place_output_reads_each_element_before_writing_it() {
-    let n = PARALLEL_MIN_LEN + 5;
+    let n = PARALLEL_MIN_LEN_F32 + 5;
     let x = logits(n);
     let y = labels(n);
     let mut expected = vec![0.0; n];
