@@ -35,8 +35,9 @@ def set_num_threads(n: int) -> None:
     """Set the number of threads large calls use, for the whole process.
 
     Arrays below about 1e5 elements (float32; 6e4 for float64) are computed
-    on the calling thread, where a second thread would cost more than it saves. Results do not depend on the thread count: sums are
-    bitwise the same for any `n`.
+    on the calling thread, where a second thread would cost more than it
+    saves. Results do not depend on the thread count: sums are bitwise the
+    same for any `n`.
 
     Parameters
     ----------
