@@ -330,7 +330,7 @@ impl ArrayRef<'_> {
 }
 
 impl ArrayRef<'_> {
-    /// A pointer to `BLOCK` elements from byte offset `offset` that can be
+    /// A pointer to the elements from byte offset `offset` on that can be
     /// read in place as `C`: the array holds `C` values, `stride` steps one
     /// element, and the address is aligned for `C`. `None` otherwise.
     ///

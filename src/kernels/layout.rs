@@ -87,6 +87,41 @@ impl Plan {
         self.len
     }
 
+    /// Byte offset of element 0 of the walk, per operand.
+    pub fn base(&self) -> &[isize] {
+        &self.base
+    }
+
+    /// Per operand, the byte stride of the walk's consecutive elements if
+    /// the operand is a single strided line over the whole walk (element
+    /// `i` at `base + i * stride`), else `None`.
+    pub fn flat_strides(&self) -> Small<Option<isize>> {
+        let shape = &self.shape;
+        self.strides
+            .iter()
+            .map(|s| (1..shape.len()).all(|d| s[d - 1] == s[d] * shape[d] as isize).then(|| s[shape.len() - 1]))
+            .collect()
+    }
+
+    /// Per operand, `(period, stride)` if the operand repeats along the walk
+    /// with a period of at most `max_period` elements: broadcast (stride 0)
+    /// on the outer axes and a single strided line over the inner ones, so
+    /// that element `i` is at `base + (i % period) * stride` (a per-class
+    /// `pos_weight` over an `(N, C)` batch has period `C`). `None` otherwise.
+    pub fn periods(&self, max_period: usize) -> Small<Option<(usize, isize)>> {
+        let shape = &self.shape;
+        let nd = shape.len();
+        self.strides
+            .iter()
+            .map(|s| {
+                let first = (0..nd).find(|&d| s[d] != 0)?;
+                let line = (first + 1..nd).all(|d| s[d - 1] == s[d] * shape[d] as isize);
+                let period: usize = shape[first..].iter().product();
+                (first > 0 && line && period <= max_period).then(|| (period, s[nd - 1]))
+            })
+            .collect()
+    }
+
     /// Byte stride of each operand along the innermost axis.
     pub fn inner_strides(&self) -> Small<isize> {
         self.strides.iter().map(|s| *s.last().unwrap()).collect()
@@ -194,6 +229,10 @@ mod tests {
         // (3, 2) input with a per-column weight of stride (0, 8).
         let p = Plan::new(&[3, 2], &[&[16, 8], &[0, 8]]);
         assert_eq!(runs(&p, 1, 6), vec![(vec![8, 8], 1), (vec![16, 0], 2), (vec![32, 0], 2)]);
+        // The input is still one line over the walk; the weight repeats.
+        assert_eq!(p.flat_strides().as_slice(), &[Some(8), None]);
+        assert_eq!(p.periods(64).as_slice(), &[None, Some((2, 8))]);
+        assert_eq!(p.periods(1).as_slice(), &[None, None]);
     }
 
     #[test]

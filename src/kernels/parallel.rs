@@ -32,6 +32,10 @@ fn parallel_min_len<C: Real>() -> usize {
     if C::DTYPE == super::elem::DType::F32 { PARALLEL_MIN_LEN_F32 } else { PARALLEL_MIN_LEN_F64 }
 }
 
+/// The longest period of a repeating operand read from a buffer (see
+/// `Plan::periods`); longer ones are gathered run by run.
+const MAX_PERIOD: usize = 4096;
+
 /// Input slots of a block operation: input, target, weight, pos_weight,
 /// grad_output. Absent operands read as ones.
 pub(crate) const NIN: usize = 5;
@@ -183,7 +187,17 @@ pub(crate) fn drive<C: Real, O: BlockOp<C>>(ops: &Operands<'_, '_>, op: &O, sum:
     let strides: Small<&[isize]> =
         ins.iter().map(|(_, a)| a.strides.as_slice()).chain(outs.iter().map(|(_, a)| a.strides.as_slice())).collect();
     let plan = Plan::new(shape, &strides);
-    let walk = Walk { plan: &plan, inner: plan.inner_strides(), ins: &ins, outs: &outs, op, sum };
+    let walk = Walk {
+        plan: &plan,
+        flat: plan.flat_strides(),
+        periodic: plan.periods(MAX_PERIOD),
+        inner: plan.inner_strides(),
+        base: plan.base().into(),
+        ins: &ins,
+        outs: &outs,
+        op,
+        sum,
+    };
     let n = plan.len();
     let chunks = n.div_ceil(CHUNK);
     let chunk = |c: usize| {
@@ -197,19 +211,19 @@ pub(crate) fn drive<C: Real, O: BlockOp<C>>(ops: &Operands<'_, '_>, op: &O, sum:
 
 struct Walk<'w, 'r, 'a, O> {
     plan: &'w Plan,
+    /// Per operand (inputs, then outputs): the byte stride between
+    /// consecutive elements of the walk if the operand is one strided line
+    /// over the whole walk (element `i` at `base + i * stride`), else `None`.
+    flat: Small<Option<isize>>,
+    /// Per input: `(period, stride)` of a non-flat input that repeats (see
+    /// `Plan::periods`); it is read from a buffer of its values, repeated.
+    periodic: Small<Option<(usize, isize)>>,
     inner: Small<isize>,
+    base: Small<isize>,
     ins: &'w [(usize, &'r ArrayRef<'a>)],
     outs: &'w [(usize, &'r ArrayMut<'a>)],
     op: &'w O,
     sum: bool,
-}
-
-/// Where one stretch of a block goes in the outputs.
-#[derive(Clone, Copy)]
-struct Segment {
-    start: usize,
-    len: usize,
-    offsets: [isize; NOUT],
 }
 
 /// One chunk of a walk, as a kernel compiled per instruction-set level.
@@ -229,136 +243,128 @@ impl<C: Real, O: BlockOp<C>> Kernel for ChunkRun<'_, '_, '_, '_, O, C> {
     }
 }
 
-/// The block buffers of one chunk in progress.
-struct Blocks<C> {
-    ins: [[C; BLOCK]; NIN],
-    value: [C; BLOCK],
-    grad: [C; BLOCK],
-    /// Elements gathered so far into the current block.
-    filled: usize,
-    /// Where the current block's elements go in the outputs.
-    segments: Small<Segment>,
-    lanes: Lanes,
+/// Where one stretch of a block goes in an output that is not flat.
+#[derive(Clone, Copy)]
+struct Segment {
+    start: usize,
+    len: usize,
+    offsets: [isize; NOUT],
 }
 
 impl<O> Walk<'_, '_, '_, O> {
-    /// Processes elements `lo..hi` of the walk; returns the sum of their
-    /// values (when summing).
+    /// Processes elements `lo..hi` of the walk, a block of `BLOCK` at a
+    /// time; returns the sum of their values (when summing).
+    ///
+    /// Flat operands are read (or written) a whole block at a time, in
+    /// place when they hold the compute type contiguously; the others are
+    /// gathered run by run along the plan. Either way each block starts at
+    /// a multiple of `BLOCK` from `lo`, so the sum's order is fixed.
     #[inline(always)]
     fn run<C: Real, const FMA: bool>(&self, lo: usize, hi: usize) -> Result<f64, KernelError>
     where
         O: BlockOp<C>,
     {
-        let mut b = Blocks {
-            ins: [[C::ONE; BLOCK]; NIN],
-            value: [C::ZERO; BLOCK],
-            grad: [C::ZERO; BLOCK],
-            filled: 0,
-            segments: Small::new(),
-            lanes: Lanes::default(),
-        };
-        let mut runs = self.plan.runs(lo, hi);
-        loop {
-            let n = runs.len();
-            if n == 0 {
-                break;
+        let nin = self.ins.len();
+        // Absent operands read as ones; the rest is written before it is read.
+        let mut ins = [[C::ONE; BLOCK]; NIN];
+        let mut value = [C::ZERO; BLOCK];
+        let mut grad = [C::ZERO; BLOCK];
+        let mut segments: Small<Segment> = Small::new();
+        let mut lanes = Lanes::default();
+        // Repeating inputs: their first `period + BLOCK` values along the
+        // walk, so that any block's values are one slice of the buffer.
+        let periodic: Small<Option<(usize, Vec<C>)>> = self
+            .ins
+            .iter()
+            .enumerate()
+            .map(|(k, (_, arr))| {
+                let (period, stride) = self.periodic[k].filter(|_| self.flat[k].is_none())?;
+                let mut values = vec![C::ZERO; period + BLOCK];
+                // SAFETY: the period's elements are the array's line from `base`.
+                unsafe { arr.gather(self.base[k], stride, &mut values[..period]) };
+                for j in period..values.len() {
+                    values[j] = values[j - period];
+                }
+                Some((period, values))
+            })
+            .collect();
+        let gathered = |k: usize| self.flat[k].is_none() && periodic[k].is_none();
+        let strided = (0..nin).any(gathered) || (0..self.outs.len()).any(|k| self.flat[nin + k].is_none());
+        let mut runs = self.plan.runs(lo, if strided { hi } else { lo });
+
+        let mut start = lo;
+        while start < hi {
+            let len = BLOCK.min(hi - start);
+            if strided {
+                let mut filled = 0;
+                while filled < len {
+                    let take = runs.len().min(len - filled);
+                    let offsets = runs.offsets();
+                    for (k, (slot, arr)) in self.ins.iter().enumerate().filter(|(k, _)| gathered(*k)) {
+                        // SAFETY: the run's offset and inner stride come from
+                        // the plan of this array; `take` elements remain in it.
+                        unsafe { arr.gather(offsets[k], self.inner[k], &mut ins[*slot][filled..filled + take]) };
+                    }
+                    if self.outs.iter().enumerate().any(|(k, _)| self.flat[nin + k].is_none()) {
+                        let offsets = std::array::from_fn(|k| if k < self.outs.len() { offsets[nin + k] } else { 0 });
+                        segments.push(Segment { start: filled, len: take, offsets });
+                    }
+                    runs.advance(take);
+                    filled += take;
+                }
             }
-            let offsets = runs.offsets();
-            let mut done = 0;
-            while done < n {
-                if b.filled == 0 && n - done >= BLOCK {
-                    // A whole block within one run: contiguous operands of
-                    // the compute type are read in place, without a copy.
-                    let mut direct = [None; NIN];
-                    for (k, (slot, arr)) in self.ins.iter().enumerate() {
-                        let at = offsets[k] + done as isize * self.inner[k];
-                        // SAFETY (both): `at` and the inner stride come from
-                        // the plan of this array, and the run holds BLOCK
-                        // more elements.
-                        direct[*slot] = unsafe { arr.contiguous::<C>(at, self.inner[k]) };
-                        if direct[*slot].is_none() {
-                            unsafe { arr.gather(at, self.inner[k], &mut b.ins[*slot][..BLOCK]) };
+            let mut direct: [Option<*const C>; NIN] = [None; NIN];
+            for (k, (slot, arr)) in self.ins.iter().enumerate() {
+                if let Some((period, values)) = &periodic[k] {
+                    direct[*slot] = Some(values[start % period..].as_ptr());
+                }
+                if let Some(stride) = self.flat[k] {
+                    let at = self.base[k] + start as isize * stride;
+                    // SAFETY (both): elements `start..start + len` of the walk
+                    // lie on this array's line at `base + i * stride`.
+                    direct[*slot] = unsafe { arr.contiguous::<C>(at, stride) };
+                    if direct[*slot].is_none() {
+                        unsafe { arr.gather(at, stride, &mut ins[*slot][..len]) };
+                    }
+                }
+            }
+            {
+                let views: [&[C]; NIN] = std::array::from_fn(|s| match direct[s] {
+                    // SAFETY: the pointer is into a periodic buffer (which
+                    // holds `start % period + len` values and outlives the
+                    // views), or `contiguous` vouched for `len` aligned
+                    // elements of the compute type along the array's line.
+                    // Nothing writes them while the view lives: outputs are
+                    // written below, after the views are gone, and other
+                    // tasks write other elements.
+                    Some(p) => unsafe { std::slice::from_raw_parts(p, len) },
+                    None => &ins[s][..len],
+                });
+                self.op.apply::<FMA>(views, &mut value[..len], &mut grad[..len])?;
+            }
+            if self.sum {
+                lanes.add(&value[..len]);
+            }
+            for (k, (slot, out)) in self.outs.iter().enumerate() {
+                let src = if *slot == 0 { &value } else { &grad };
+                // SAFETY (both): the offsets and strides come from the plan
+                // of this very array and cover elements of this chunk, which
+                // no other task writes.
+                match self.flat[nin + k] {
+                    Some(stride) => unsafe {
+                        out.scatter(self.base[nin + k] + start as isize * stride, stride, &src[..len])
+                    },
+                    None => {
+                        for seg in &segments {
+                            let piece = &src[seg.start..seg.start + seg.len];
+                            unsafe { out.scatter(seg.offsets[k], self.inner[nin + k], piece) };
                         }
                     }
-                    self.push_segment(&mut b, offsets, done, BLOCK);
-                    b.filled = BLOCK;
-                    self.flush::<C, FMA>(&mut b, direct)?;
-                    done += BLOCK;
-                    continue;
-                }
-                let take = (BLOCK - b.filled).min(n - done);
-                let range = b.filled..b.filled + take;
-                for (k, (slot, arr)) in self.ins.iter().enumerate() {
-                    let at = offsets[k] + done as isize * self.inner[k];
-                    // SAFETY: `at` and the inner stride come from the plan of
-                    // this array; the `take` elements lie within its shape.
-                    unsafe { arr.gather(at, self.inner[k], &mut b.ins[*slot][range.clone()]) };
-                }
-                self.push_segment(&mut b, offsets, done, take);
-                b.filled += take;
-                done += take;
-                if b.filled == BLOCK {
-                    self.flush::<C, FMA>(&mut b, [None; NIN])?;
                 }
             }
-            runs.advance(n);
+            segments.clear();
+            start += len;
         }
-        if b.filled > 0 {
-            self.flush::<C, FMA>(&mut b, [None; NIN])?;
-        }
-        Ok(b.lanes.total())
-    }
-
-    /// Records where the `take` elements from `done` on in the current run
-    /// go in the outputs.
-    #[inline(always)]
-    fn push_segment<C>(&self, b: &mut Blocks<C>, offsets: &[isize], done: usize, take: usize) {
-        if !self.outs.is_empty() {
-            let nin = self.ins.len();
-            let offsets = std::array::from_fn(|k| {
-                if k < self.outs.len() { offsets[nin + k] + done as isize * self.inner[nin + k] } else { 0 }
-            });
-            b.segments.push(Segment { start: b.filled, len: take, offsets });
-        }
-    }
-
-    /// Computes the block (operands from `direct` where given, else from
-    /// the gathered buffers), sums it and writes it out.
-    #[inline(always)]
-    fn flush<C: Real, const FMA: bool>(
-        &self,
-        b: &mut Blocks<C>,
-        direct: [Option<*const C>; NIN],
-    ) -> Result<(), KernelError>
-    where
-        O: BlockOp<C>,
-    {
-        let filled = b.filled;
-        {
-            let views: [&[C]; NIN] = std::array::from_fn(|s| match direct[s] {
-                // SAFETY: `contiguous` vouched for `BLOCK` (= `filled`)
-                // aligned elements of the compute type. Nothing writes them
-                // while the view lives: outputs are written below, after
-                // the views are gone, and other tasks write other elements.
-                Some(p) => unsafe { std::slice::from_raw_parts(p, filled) },
-                None => &b.ins[s][..filled],
-            });
-            self.op.apply::<FMA>(views, &mut b.value[..filled], &mut b.grad[..filled])?;
-        }
-        if self.sum {
-            b.lanes.add(&b.value[..filled]);
-        }
-        let nin = self.ins.len();
-        for seg in b.segments.drain(..) {
-            for (k, (slot, out)) in self.outs.iter().enumerate() {
-                let src = if *slot == 0 { &b.value } else { &b.grad };
-                // SAFETY: the segment's offset and the inner stride come from
-                // the plan of this very array, and cover elements of this
-                // chunk, which no other task writes.
-                unsafe { out.scatter(seg.offsets[k], self.inner[nin + k], &src[seg.start..seg.start + seg.len]) };
-            }
-        }
-        b.filled = 0;
-        Ok(())
+        Ok(lanes.total())
     }
 }

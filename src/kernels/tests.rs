@@ -236,3 +236,38 @@ fn sigmoid_writes_stable_values() {
     assert!(close(out[1], (-20.0f64).exp() / (1.0 + (-20.0f64).exp()), 1e-15));
     assert_eq!(&out[2..], &[0.5, 1.0 / (1.0 + (-20.0f64).exp()), 1.0]);
 }
+
+#[test]
+fn repeating_operands_match_their_materialized_values() {
+    // A per-class pos_weight and a per-row weight over a (rows, cols) batch,
+    // against the same values written out in full: identical bits.
+    let (rows, cols) = (700, 37);
+    let n = rows * cols;
+    let (x, y) = (logits(n), labels(n));
+    let per_class: Vec<f64> = (0..cols).map(|c| 0.5 + c as f64 / 10.0).collect();
+    let per_row: Vec<f32> = (0..rows).map(|r| 1.0 + (r % 7) as f32).collect();
+    let full_class: Vec<f64> = (0..n).map(|i| per_class[i % cols]).collect();
+    let full_row: Vec<f32> = (0..n).map(|i| per_row[i / cols]).collect();
+    let run = |pw: ArrayRef<'_>, w: ArrayRef<'_>| {
+        let mut grad = vec![0.0f64; n];
+        let mut req = LossRequest::new(
+            Loss::Logits,
+            ArrayRef::new(&x, &[rows, cols]).unwrap(),
+            ArrayRef::new(&y, &[rows, cols]).unwrap(),
+        );
+        req.pos_weight = Some(pw);
+        req.weight = Some(w);
+        req.grad_out = Some(ArrayMut::new(&mut grad, &[rows, cols]).unwrap());
+        let total = loss(&req).unwrap();
+        drop(req);
+        (total, grad)
+    };
+    let broadcast = run(
+        ArrayRef::new(&per_class, &[cols]).unwrap().broadcast_to(&[rows, cols]).unwrap(),
+        ArrayRef::new(&per_row, &[rows, 1]).unwrap().broadcast_to(&[rows, cols]).unwrap(),
+    );
+    let materialized =
+        run(ArrayRef::new(&full_class, &[rows, cols]).unwrap(), ArrayRef::new(&full_row, &[rows, cols]).unwrap());
+    assert_eq!(broadcast.0.to_bits(), materialized.0.to_bits());
+    assert_eq!(broadcast.1, materialized.1);
+}
