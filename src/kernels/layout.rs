@@ -122,6 +122,24 @@ impl Plan {
             .collect()
     }
 
+    /// Per operand, `(repeat, stride)` if each of its values repeats for
+    /// `repeat` consecutive elements of the walk: a strided line over the
+    /// outer axes and broadcast (stride 0) on the inner ones, so that element
+    /// `i` is at `base + (i / repeat) * stride` (a per-row weight over an
+    /// `(N, C)` batch repeats `C` times). `None` otherwise.
+    pub fn repeats(&self) -> Small<Option<(usize, isize)>> {
+        let shape = &self.shape;
+        let nd = shape.len();
+        self.strides
+            .iter()
+            .map(|s| {
+                let last = (0..nd).rev().find(|&d| s[d] != 0)?;
+                let line = (1..=last).all(|d| s[d - 1] == s[d] * shape[d] as isize);
+                (last + 1 < nd && line).then(|| (shape[last + 1..].iter().product(), s[last]))
+            })
+            .collect()
+    }
+
     /// Byte stride of each operand along the innermost axis.
     pub fn inner_strides(&self) -> Small<isize> {
         self.strides.iter().map(|s| *s.last().unwrap()).collect()
@@ -233,6 +251,9 @@ mod tests {
         assert_eq!(p.flat_strides().as_slice(), &[Some(8), None]);
         assert_eq!(p.periods(64).as_slice(), &[None, Some((2, 8))]);
         assert_eq!(p.periods(1).as_slice(), &[None, None]);
+        // A per-row weight of stride (8, 0) repeats each value twice.
+        let p = Plan::new(&[3, 2], &[&[16, 8], &[8, 0]]);
+        assert_eq!(p.repeats().as_slice(), &[None, Some((2, 8))]);
     }
 
     #[test]

@@ -191,6 +191,7 @@ pub(crate) fn drive<C: Real, O: BlockOp<C>>(ops: &Operands<'_, '_>, op: &O, sum:
         plan: &plan,
         flat: plan.flat_strides(),
         periodic: plan.periods(MAX_PERIOD),
+        repeating: plan.repeats(),
         inner: plan.inner_strides(),
         base: plan.base().into(),
         ins: &ins,
@@ -218,6 +219,9 @@ struct Walk<'w, 'r, 'a, O> {
     /// Per input: `(period, stride)` of a non-flat input that repeats (see
     /// `Plan::periods`); it is read from a buffer of its values, repeated.
     periodic: Small<Option<(usize, isize)>>,
+    /// Per input: `(repeat, stride)` of a non-flat input whose values each
+    /// repeat (see `Plan::repeats`); it is filled a value at a time.
+    repeating: Small<Option<(usize, isize)>>,
     inner: Small<isize>,
     base: Small<isize>,
     ins: &'w [(usize, &'r ArrayRef<'a>)],
@@ -288,7 +292,8 @@ impl<O> Walk<'_, '_, '_, O> {
                 Some((period, values))
             })
             .collect();
-        let gathered = |k: usize| self.flat[k].is_none() && periodic[k].is_none();
+        let repeating = |k: usize| self.repeating[k].filter(|_| self.flat[k].is_none() && periodic[k].is_none());
+        let gathered = |k: usize| self.flat[k].is_none() && periodic[k].is_none() && repeating(k).is_none();
         let strided = (0..nin).any(gathered) || (0..self.outs.len()).any(|k| self.flat[nin + k].is_none());
         let mut runs = self.plan.runs(lo, if strided { hi } else { lo });
 
@@ -315,6 +320,17 @@ impl<O> Walk<'_, '_, '_, O> {
             }
             let mut direct: [Option<*const C>; NIN] = [None; NIN];
             for (k, (slot, arr)) in self.ins.iter().enumerate() {
+                if let Some((repeat, stride)) = repeating(k) {
+                    let (mut i, end) = (start, start + len);
+                    while i < end {
+                        let take = ((i / repeat + 1) * repeat).min(end) - i;
+                        let at = self.base[k] + (i / repeat) as isize * stride;
+                        // SAFETY: elements `i..i + take` of the walk all sit
+                        // at this one element of the array.
+                        unsafe { arr.gather(at, 0, &mut ins[*slot][i - start..i - start + take]) };
+                        i += take;
+                    }
+                }
                 if let Some((period, values)) = &periodic[k] {
                     direct[*slot] = Some(values[start % period..].as_ptr());
                 }
