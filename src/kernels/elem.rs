@@ -156,20 +156,6 @@ impl OutElem for f64 {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn float16_conversion_is_exact_for_every_value() {
-        for bits in 0..=u16::MAX {
-            let h = f16::from_bits(bits);
-            let (got, want) = (Elem::to_f32(h), f16::to_f32(h));
-            assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()), "{bits:#06x}");
-        }
-    }
-}
-
 /// Calls `$body` with `$T` bound to the Rust type of `$dtype`.
 macro_rules! with_elem {
     ($dtype:expr, $T:ident => $body:expr) => {
@@ -226,3 +212,17 @@ macro_rules! with_elem {
     };
 }
 pub(crate) use with_elem;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn float16_conversion_is_exact_for_every_value() {
+        for bits in 0..=u16::MAX {
+            let h = f16::from_bits(bits);
+            let (got, want) = (Elem::to_f32(h), f16::to_f32(h));
+            assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()), "{bits:#06x}");
+        }
+    }
+}
