@@ -340,7 +340,8 @@ def peak_memory_of_mean(n: int) -> None:
     """Peak RSS growth of a float32 mean on `n` elements, beyond its inputs."""
     code = f"""
 import resource, numpy as np, fastbce as fb
-x = np.ones({n}, np.float32); y = np.zeros({n}, np.float32)
+x = np.full({n}, -1.5, np.float32); y = np.full({n}, 0.5, np.float32)  # both resident
+fb.binary_cross_entropy_with_logits(x[:10**6], y[:10**6])  # starts the thread pool
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 fb.binary_cross_entropy_with_logits(x, y)
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

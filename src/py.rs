@@ -3,9 +3,9 @@
 //! kernel, and maps kernel errors to Python exceptions. Argument policy
 //! (dtypes, broadcasting, messages) lives in the Python package.
 
-use crate::kernels::{self, ArrayMut, ArrayRef, DType, KernelError, Loss, LossRequest};
+use crate::kernels::{self, ArrayMut, ArrayRef, AxisSums, DType, KernelError, Loss, LossRequest};
 use numpy::npyffi::{_PyArray_GET_ITEM_DATA, flags::NPY_ARRAY_WRITEABLE};
-use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
@@ -110,8 +110,11 @@ fn broadcast_view<'b>(
 /// `sum` is true (else 0.0), and writes the elements to `loss_out` and the
 /// gradient (times `grad_scale` and `grad_output`) to `grad_out` if given.
 /// `weight`, `pos_weight` and `grad_output` are broadcast to the input.
+/// With `axis_sums` (a C-contiguous float64 array of the kept axes' shape)
+/// and `reduced` (a flag per input axis), the loss summed over the reduced
+/// axes is added into `axis_sums`.
 #[pyfunction]
-#[pyo3(signature = (probabilities, input, target, weight, pos_weight, grad_output, grad_scale, sum, loss_out, grad_out))]
+#[pyo3(signature = (probabilities, input, target, weight, pos_weight, grad_output, grad_scale, sum, loss_out, grad_out, axis_sums=None, reduced=None))]
 #[allow(clippy::too_many_arguments)]
 fn bce(
     py: Python<'_>,
@@ -125,9 +128,17 @@ fn bce(
     sum: bool,
     loss_out: Option<&Bound<'_, PyUntypedArray>>,
     grad_out: Option<&Bound<'_, PyUntypedArray>>,
+    axis_sums: Option<&Bound<'_, PyArrayDyn<f64>>>,
+    reduced: Option<Vec<bool>>,
 ) -> PyResult<f64> {
     let shape = input.shape();
-    let req = LossRequest {
+    let mut sums_guard = axis_sums.map(|a| a.try_readwrite()).transpose()?;
+    let sums = match (sums_guard.as_mut(), reduced) {
+        (Some(guard), Some(reduced)) => Some(AxisSums::new(guard.as_slice_mut()?, shape, &reduced)?),
+        (None, None) => None,
+        _ => return Err(PyValueError::new_err("axis_sums and reduced go together")),
+    };
+    let mut req = LossRequest {
         loss: if probabilities { Loss::Probabilities } else { Loss::Logits },
         input: view(input, "input")?,
         target: view(target, "target")?,
@@ -138,8 +149,10 @@ fn bce(
         sum,
         loss_out: loss_out.map(|a| view_mut(a, "out")).transpose()?,
         grad_out: grad_out.map(|a| view_mut(a, "out")).transpose()?,
+        axis_sums: sums,
     };
-    let total = if input.len() >= DETACH_MIN_LEN { py.detach(|| kernels::loss(&req)) } else { kernels::loss(&req) };
+    let total =
+        if input.len() >= DETACH_MIN_LEN { py.detach(|| kernels::loss(&mut req)) } else { kernels::loss(&mut req) };
     Ok(total?)
 }
 

@@ -9,7 +9,8 @@ scalars of the result dtype.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+import operator
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -29,6 +30,7 @@ __all__ = [
 REDUCTIONS = ("mean", "sum", "none")
 
 Loss = Union[np.floating[Any], NDArray[np.floating[Any]]]
+Axis = Union[None, int, Tuple[int, ...]]
 
 _FLOAT_RESULTS = {np.dtype(t): np.dtype(t) for t in (np.float16, np.float32, np.float64)}
 # The scalar type of a reduced loss, by input dtype (float64 otherwise).
@@ -139,6 +141,7 @@ def _evaluate(
     grad: bool,
     grad_output: ArrayLike = 1.0,
     out: Optional[NDArray[Any]] = None,
+    axis: Axis = None,
 ) -> Tuple[Optional[Loss], Optional[NDArray[Any]]]:
     """The loss (if `value`) and its gradient (if `grad`) of one call.
 
@@ -147,6 +150,10 @@ def _evaluate(
     If they refuse, the slow path checks everything in Python, raising
     the documented error, or converts what needs converting and retries.
     """
+    if axis is not None:
+        return _evaluate_axis(
+            probabilities, input, target, weight, pos_weight, reduction, value, grad, grad_output, out, axis
+        )
     if reduction == "mean" or reduction == "sum":
         total = value
     elif reduction == "none":
@@ -194,19 +201,113 @@ def _evaluate(
             f"out receives the elementwise loss, so it needs reduction='none', got reduction={reduction!r}"
         )
 
-    try:
-        s = _core.bce(probabilities, x, y, w, pw, go, scale, total, loss_out, grad_out)
-    except _core.OverlapError:
-        s = _apart(probabilities, x, y, w, pw, go, scale, total, loss_out, grad_out)
-    except (ValueError, TypeError):
-        checked = _checked(x, y, w, pw, go)  # raises the documented error
-        if all(a is b for a, b in zip(checked, (x, y, w, pw, go), strict=True)):
-            raise
-        s = _core.bce(probabilities, *checked, scale, total, loss_out, grad_out)
+    s = _call(probabilities, x, y, w, pw, go, scale, total, loss_out, grad_out)
     if total:
         scalar = _SCALAR_TYPES.get(x.dtype, np.float64)
         return scalar(s if reduction == "sum" else s / n if n else math.nan), grad_out
     return loss_out, grad_out
+
+
+def _call(
+    probabilities: bool,
+    x: NDArray[Any],
+    y: NDArray[Any],
+    w: Optional[NDArray[Any]],
+    pw: Optional[NDArray[Any]],
+    go: Optional[NDArray[Any]],
+    scale: float,
+    total: bool,
+    loss_out: Optional[NDArray[Any]],
+    grad_out: Optional[NDArray[Any]],
+    sums: Optional[NDArray[np.float64]] = None,
+    reduced: Optional[List[bool]] = None,
+) -> float:
+    """One kernel call; on refusal, the slow path (see `_evaluate`)."""
+    try:
+        return _core.bce(probabilities, x, y, w, pw, go, scale, total, loss_out, grad_out, sums, reduced)
+    except _core.OverlapError:
+        return _apart(probabilities, x, y, w, pw, go, scale, total, loss_out, grad_out, sums, reduced)
+    except (ValueError, TypeError):
+        checked = _checked(x, y, w, pw, go)  # raises the documented error
+        if all(a is b for a, b in zip(checked, (x, y, w, pw, go), strict=True)):
+            raise
+        return _core.bce(probabilities, *checked, scale, total, loss_out, grad_out, sums, reduced)
+
+
+def normalize_axis(axis: Union[int, Tuple[int, ...]], ndim: int) -> Tuple[int, ...]:
+    """`axis` (an int or a tuple of ints, negative from the end) as sorted
+    non-negative axes of an `ndim`-dimensional input."""
+    items = axis if isinstance(axis, tuple) else (axis,)
+    axes = []
+    for item in items:
+        try:
+            a = operator.index(item)
+        except TypeError:
+            raise TypeError(f"axis must be None, an int or a tuple of ints, got {axis!r}") from None
+        if not -ndim <= a < ndim:
+            raise ValueError(f"axis {a} is out of bounds for an input of {ndim} dimensions")
+        axes.append(a % ndim)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"axis {axis!r} repeats an axis")
+    return tuple(sorted(axes))
+
+
+def _evaluate_axis(
+    probabilities: bool,
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike],
+    pos_weight: Optional[ArrayLike],
+    reduction: str,
+    value: bool,
+    grad: bool,
+    grad_output: ArrayLike,
+    out: Optional[NDArray[Any]],
+    axis: Union[int, Tuple[int, ...]],
+) -> Tuple[Optional[Loss], Optional[NDArray[Any]]]:
+    """`_evaluate` for a mean or sum over some axes: one pass, summed in
+    float64 per kept index inside the kernel."""
+    check_reduction(reduction)
+    if reduction == "none":
+        raise ValueError(f"axis needs reduction='mean' or 'sum', got reduction={reduction!r}")
+    x, y = as_numeric("input", input), as_numeric("target", target)
+    axes = normalize_axis(axis, x.ndim)
+    if x.ndim and len(axes) == x.ndim:
+        return _evaluate(
+            probabilities, x, y, weight, pos_weight, reduction, value=value, grad=grad, grad_output=grad_output, out=out
+        )
+    reduced = [d in axes for d in range(x.ndim)]
+    kept = tuple(n for n, r in zip(x.shape, reduced, strict=True) if not r)
+    count = math.prod(x.shape[d] for d in axes)
+    dtype = result_dtype(x.dtype)
+    w = None if weight is None else as_numeric("weight", weight)
+    pw = None if probabilities or pos_weight is None else as_numeric("pos_weight", pos_weight)
+
+    go = None
+    scale = 1.0
+    grad_out = None
+    if grad:
+        g = as_numeric("grad_output", grad_output)
+        if g.ndim == 0:
+            scale = float(g)
+        else:
+            go = np.expand_dims(broadcast_to_input("grad_output", g, kept), axes)
+        if reduction == "mean" and count:
+            scale /= count
+        grad_out = (
+            np.empty_like(x, dtype=dtype, subok=False) if out is None else check_out(out, x.shape, dtype, "gradient")
+        )
+    sums = np.zeros(kept, np.float64) if value else None
+    _call(probabilities, x, y, w, pw, go, scale, False, None, grad_out, sums, reduced if value else None)
+    if sums is None:
+        return None, grad_out
+    if reduction == "mean":
+        with np.errstate(invalid="ignore"):
+            sums /= count
+    if out is not None and not grad:
+        np.copyto(check_out(out, kept, dtype, "loss"), sums, casting="unsafe")
+        return out, grad_out
+    return sums.astype(dtype, copy=False), grad_out
 
 
 def _apart(
@@ -220,12 +321,14 @@ def _apart(
     total: bool,
     loss_out: Optional[NDArray[Any]],
     grad_out: Optional[NDArray[Any]],
+    sums: Optional[NDArray[np.float64]],
+    reduced: Optional[List[bool]],
 ) -> float:
     """An output shares memory with an input without being that array:
     compute into fresh arrays, then copy (as NumPy's ufuncs do)."""
     fresh_loss = None if loss_out is None else np.empty_like(loss_out)
     fresh_grad = None if grad_out is None else np.empty_like(grad_out)
-    result = _core.bce(probabilities, x, y, w, pw, go, scale, total, fresh_loss, fresh_grad)
+    result = _core.bce(probabilities, x, y, w, pw, go, scale, total, fresh_loss, fresh_grad, sums, reduced)
     if loss_out is not None and fresh_loss is not None:
         np.copyto(loss_out, fresh_loss)
     if grad_out is not None and fresh_grad is not None:
@@ -241,6 +344,7 @@ def binary_cross_entropy_with_logits(
     pos_weight: Optional[ArrayLike] = None,
     *,
     out: Optional[NDArray[Any]] = None,
+    axis: Axis = None,
 ) -> Loss:
     """Binary cross-entropy between logits and targets.
 
@@ -272,6 +376,11 @@ def binary_cross_entropy_with_logits(
     out : ndarray, optional
         With ``reduction='none'``, receives the loss: a writeable array of
         `input`'s shape and the result dtype. May be `input` itself.
+    axis : None, int or tuple of ints, optional
+        With 'mean' or 'sum', reduce over these axes only, as NumPy does:
+        ``axis=-1`` gives the per-sample losses of an ``(N, C)`` batch,
+        ``axis=0`` the per-class losses. The sums are accumulated in float64
+        in the same single pass. ``None`` (the default) reduces everything.
 
     Returns
     -------
@@ -297,7 +406,7 @@ def binary_cross_entropy_with_logits(
     >>> fb.binary_cross_entropy_with_logits(x, y, reduction="none").shape
     (3, 3)
     """
-    loss, _ = _evaluate(False, input, target, weight, pos_weight, reduction, value=True, grad=False, out=out)
+    loss, _ = _evaluate(False, input, target, weight, pos_weight, reduction, value=True, grad=False, out=out, axis=axis)
     assert loss is not None
     return loss
 
@@ -309,6 +418,7 @@ def binary_cross_entropy(
     reduction: str = "mean",
     *,
     out: Optional[NDArray[Any]] = None,
+    axis: Axis = None,
 ) -> Loss:
     """Binary cross-entropy between probabilities and targets.
 
@@ -332,6 +442,11 @@ def binary_cross_entropy(
         How to reduce the elementwise loss.
     out : ndarray, optional
         With ``reduction='none'``, receives the loss (may be `input`).
+    axis : None, int or tuple of ints, optional
+        With 'mean' or 'sum', reduce over these axes only, as NumPy does:
+        ``axis=-1`` gives the per-sample losses of an ``(N, C)`` batch,
+        ``axis=0`` the per-class losses. The sums are accumulated in float64
+        in the same single pass. ``None`` (the default) reduces everything.
 
     Returns
     -------
@@ -352,7 +467,7 @@ def binary_cross_entropy(
     >>> print(f"{fb.binary_cross_entropy(p, y):.6f}")
     0.279777
     """
-    loss, _ = _evaluate(True, input, target, weight, None, reduction, value=True, grad=False, out=out)
+    loss, _ = _evaluate(True, input, target, weight, None, reduction, value=True, grad=False, out=out, axis=axis)
     assert loss is not None
     return loss
 
@@ -366,6 +481,7 @@ def binary_cross_entropy_with_logits_grad(
     *,
     grad_output: ArrayLike = 1.0,
     out: Optional[NDArray[Any]] = None,
+    axis: Axis = None,
 ) -> NDArray[Any]:
     """Gradient of :func:`binary_cross_entropy_with_logits` with respect to `input`.
 
@@ -384,6 +500,10 @@ def binary_cross_entropy_with_logits_grad(
     out : ndarray, optional
         Receives the gradient: a writeable array of `input`'s shape and the
         result dtype. May be `input` itself.
+    axis : None, int or tuple of ints, optional
+        The axes the loss is reduced over (see
+        :func:`binary_cross_entropy_with_logits`); `grad_output` may then be
+        an array broadcastable to the reduced shape.
 
     Returns
     -------
@@ -397,7 +517,17 @@ def binary_cross_entropy_with_logits_grad(
     array([-0.25      ,  0.44039854])
     """
     _, grad = _evaluate(
-        False, input, target, weight, pos_weight, reduction, value=False, grad=True, grad_output=grad_output, out=out
+        False,
+        input,
+        target,
+        weight,
+        pos_weight,
+        reduction,
+        value=False,
+        grad=True,
+        grad_output=grad_output,
+        out=out,
+        axis=axis,
     )
     assert grad is not None
     return grad
@@ -411,6 +541,7 @@ def binary_cross_entropy_grad(
     *,
     grad_output: ArrayLike = 1.0,
     out: Optional[NDArray[Any]] = None,
+    axis: Axis = None,
 ) -> NDArray[Any]:
     """Gradient of :func:`binary_cross_entropy` with respect to `input`.
 
@@ -427,6 +558,10 @@ def binary_cross_entropy_grad(
         to `input`'s shape for 'none'.
     out : ndarray, optional
         Receives the gradient (may be `input`).
+    axis : None, int or tuple of ints, optional
+        The axes the loss is reduced over (see
+        :func:`binary_cross_entropy_with_logits`); `grad_output` may then be
+        an array broadcastable to the reduced shape.
 
     Returns
     -------
@@ -440,7 +575,17 @@ def binary_cross_entropy_grad(
     array([-2., 5.])
     """
     _, grad = _evaluate(
-        True, input, target, weight, None, reduction, value=False, grad=True, grad_output=grad_output, out=out
+        True,
+        input,
+        target,
+        weight,
+        None,
+        reduction,
+        value=False,
+        grad=True,
+        grad_output=grad_output,
+        out=out,
+        axis=axis,
     )
     assert grad is not None
     return grad
@@ -455,6 +600,7 @@ def binary_cross_entropy_with_logits_value_and_grad(
     *,
     grad_output: ArrayLike = 1.0,
     out: Optional[NDArray[Any]] = None,
+    axis: Axis = None,
 ) -> Tuple[Loss, NDArray[Any]]:
     """Loss and gradient of :func:`binary_cross_entropy_with_logits` in one pass.
 
@@ -478,7 +624,17 @@ def binary_cross_entropy_with_logits_value_and_grad(
     1.410038 [-0.25        0.44039854]
     """
     loss, grad = _evaluate(
-        False, input, target, weight, pos_weight, reduction, value=True, grad=True, grad_output=grad_output, out=out
+        False,
+        input,
+        target,
+        weight,
+        pos_weight,
+        reduction,
+        value=True,
+        grad=True,
+        grad_output=grad_output,
+        out=out,
+        axis=axis,
     )
     assert loss is not None and grad is not None
     return loss, grad
@@ -492,6 +648,7 @@ def binary_cross_entropy_value_and_grad(
     *,
     grad_output: ArrayLike = 1.0,
     out: Optional[NDArray[Any]] = None,
+    axis: Axis = None,
 ) -> Tuple[Loss, NDArray[Any]]:
     """Loss and gradient of :func:`binary_cross_entropy` in one pass.
 
@@ -511,7 +668,17 @@ def binary_cross_entropy_value_and_grad(
     2.302585 [-2.  5.]
     """
     loss, grad = _evaluate(
-        True, input, target, weight, None, reduction, value=True, grad=True, grad_output=grad_output, out=out
+        True,
+        input,
+        target,
+        weight,
+        None,
+        reduction,
+        value=True,
+        grad=True,
+        grad_output=grad_output,
+        out=out,
+        axis=axis,
     )
     assert loss is not None and grad is not None
     return loss, grad

@@ -23,7 +23,7 @@ pub(crate) type Small<T> = smallvec::SmallVec<[T; 8]>;
 pub use array::{ArrayMut, ArrayRef, c_strides};
 pub use elem::{Bool8, DType};
 pub use parallel::{
-    CHUNK, PARALLEL_MIN_LEN_F32, PARALLEL_MIN_LEN_F64, default_num_threads, num_threads, set_num_threads,
+    AxisSums, CHUNK, PARALLEL_MIN_LEN_F32, PARALLEL_MIN_LEN_F64, default_num_threads, num_threads, set_num_threads,
 };
 pub use reduce::ExactSum;
 pub use simd::{Level, detected as detected_level, level as simd_level, set_level as set_simd_level};
@@ -114,6 +114,8 @@ pub struct LossRequest<'a> {
     pub loss_out: Option<ArrayMut<'a>>,
     /// Receives the gradient elements.
     pub grad_out: Option<ArrayMut<'a>>,
+    /// Receives (adds) the loss summed over some axes.
+    pub axis_sums: Option<AxisSums<'a>>,
 }
 
 impl<'a> LossRequest<'a> {
@@ -130,6 +132,7 @@ impl<'a> LossRequest<'a> {
             sum: true,
             loss_out: None,
             grad_out: None,
+            axis_sums: None,
         }
     }
 }
@@ -139,34 +142,39 @@ pub fn computes_in_f32(dtype: DType) -> bool {
     matches!(dtype, DType::F16 | DType::F32)
 }
 
-fn run<C: Real>(req: &LossRequest<'_>) -> Result<f64, KernelError> {
-    let value = req.sum || req.loss_out.is_some();
+fn run<C: Real>(req: &mut LossRequest<'_>) -> Result<f64, KernelError> {
+    let value = req.sum || req.loss_out.is_some() || req.axis_sums.is_some();
     let grad = req.grad_out.is_some();
     let pos_weight = if req.loss == Loss::Logits { req.pos_weight.as_ref() } else { None };
-    let ops = Operands {
+    let mut ops = Operands {
         ins: [Some(&req.input), Some(&req.target), req.weight.as_ref(), pos_weight, req.grad_output.as_ref()],
         outs: [req.loss_out.as_ref(), req.grad_out.as_ref()],
+        axis_sums: req.axis_sums.as_mut(),
     };
     let scale = C::from_f64(req.grad_scale);
     match req.loss {
-        Loss::Logits => drive(&ops, &logits::Logits { value, grad, scale }, req.sum),
+        Loss::Logits => drive(&mut ops, &logits::Logits { value, grad, scale }, req.sum),
         Loss::Probabilities => {
             // Validate everything before writing over an input.
             let in_place =
                 ops.outs.iter().flatten().any(|o| o.is_same_array(&req.input) || o.is_same_array(&req.target));
             if in_place {
-                let check =
-                    Operands { ins: [Some(&req.input), Some(&req.target), None, None, None], outs: [None, None] };
-                drive::<C, _>(&check, &probs::CheckRange, false)?;
+                let mut check = Operands {
+                    ins: [Some(&req.input), Some(&req.target), None, None, None],
+                    outs: [None, None],
+                    axis_sums: None,
+                };
+
+                drive::<C, _>(&mut check, &probs::CheckRange, false)?;
             }
-            drive(&ops, &probs::Probabilities { value, grad, scale }, req.sum)
+            drive(&mut ops, &probs::Probabilities { value, grad, scale }, req.sum)
         }
     }
 }
 
 /// Runs a loss call; returns the float64 sum of the loss elements if
 /// `req.sum` (else 0). The sum is bitwise the same for any thread count.
-pub fn loss(req: &LossRequest<'_>) -> Result<f64, KernelError> {
+pub fn loss(req: &mut LossRequest<'_>) -> Result<f64, KernelError> {
     if computes_in_f32(req.input.dtype()) { run::<f32>(req) } else { run::<f64>(req) }
 }
 
@@ -184,11 +192,11 @@ impl<C: Real> BlockOp<C> for Sigmoid {
 
 /// Writes the logistic sigmoid of `input` into `out`.
 pub fn sigmoid(input: &ArrayRef<'_>, out: &ArrayMut<'_>) -> Result<(), KernelError> {
-    let ops = Operands { ins: [Some(input), None, None, None, None], outs: [Some(out), None] };
+    let mut ops = Operands { ins: [Some(input), None, None, None, None], outs: [Some(out), None], axis_sums: None };
     if computes_in_f32(input.dtype()) {
-        drive::<f32, _>(&ops, &Sigmoid, false).map(drop)
+        drive::<f32, _>(&mut ops, &Sigmoid, false).map(drop)
     } else {
-        drive::<f64, _>(&ops, &Sigmoid, false).map(drop)
+        drive::<f64, _>(&mut ops, &Sigmoid, false).map(drop)
     }
 }
 

@@ -8,8 +8,8 @@ use super::reduce::{ExactSum, Lanes};
 use super::simd::{Kernel, dispatch};
 use super::{KernelError, Small};
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 /// Elements per reduction chunk: the fixed grid that makes sums independent
 /// of the thread count. Chunk partials are combined exactly.
@@ -78,22 +78,24 @@ pub fn set_num_threads(n: usize) -> Result<(), KernelError> {
 }
 
 /// Runs `chunk(c)` for every chunk index `c < chunks` on `threads` threads
-/// and adds the results to `total`: the calling thread and `threads - 1`
-/// pool threads take chunks in turn from a shared counter (so the caller
-/// works instead of waiting, and a late helper takes less). Stops at an error.
-fn run_chunks<F>(chunks: usize, threads: usize, chunk: F, total: &mut ExactSum) -> Result<(), KernelError>
+/// and hands the results to `consume` in chunk order: the calling thread
+/// and `threads - 1` pool threads take chunks in turn from a shared counter
+/// (so the caller works instead of waiting, and a late helper takes less).
+/// Stops at an error.
+fn run_chunks<R, F>(chunks: usize, threads: usize, chunk: F, mut consume: impl FnMut(R)) -> Result<(), KernelError>
 where
-    F: Fn(usize) -> Result<f64, KernelError> + Sync,
+    R: Send + Sync,
+    F: Fn(usize) -> Result<R, KernelError> + Sync,
 {
     let helpers = threads.min(chunks).saturating_sub(1);
     if helpers == 0 {
         for c in 0..chunks {
-            total.add(chunk(c)?);
+            consume(chunk(c)?);
         }
         return Ok(());
     }
     let next = AtomicUsize::new(0);
-    let results: Vec<AtomicU64> = (0..chunks).map(|_| AtomicU64::new(0)).collect();
+    let results: Vec<OnceLock<R>> = (0..chunks).map(|_| OnceLock::new()).collect();
     let failure: Mutex<Option<KernelError>> = Mutex::new(None);
     let work = || {
         loop {
@@ -102,7 +104,9 @@ where
                 break;
             }
             match chunk(c) {
-                Ok(v) => results[c].store(v.to_bits(), Ordering::Relaxed),
+                Ok(r) => {
+                    let _ = results[c].set(r);
+                }
                 Err(e) => {
                     next.store(chunks, Ordering::Relaxed);
                     failure.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(e);
@@ -121,7 +125,12 @@ where
     if let Some(e) = failure.into_inner().unwrap_or_else(PoisonError::into_inner) {
         return Err(e);
     }
-    results.into_iter().for_each(|v| total.add(f64::from_bits(v.into_inner())));
+    for r in results {
+        // Every chunk ran (no error was recorded), so every slot is set.
+        if let Some(r) = r.into_inner() {
+            consume(r);
+        }
+    }
     Ok(())
 }
 
@@ -145,6 +154,42 @@ fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, KernelError> {
 pub(crate) struct Operands<'r, 'a> {
     pub ins: [Option<&'r ArrayRef<'a>>; NIN],
     pub outs: [Option<&'r ArrayMut<'a>>; NOUT],
+    /// Sums of the values over some axes, added into this.
+    pub axis_sums: Option<&'r mut AxisSums<'a>>,
+}
+
+/// Sums of the values over some of the input's axes: `out` holds one
+/// float64 per index of the kept axes (C order) and receives the sums,
+/// added to what it holds. Each sum adds, in chunk order, the chunk's own
+/// sum of its elements (in a fixed order): the same bits for any thread
+/// count, and, when `out` starts from the sums of earlier data whose
+/// element count was a multiple of `CHUNK`, the bits a single call over all
+/// the data would give.
+#[derive(Debug)]
+pub struct AxisSums<'a> {
+    out: &'a mut [f64],
+    /// Per input axis, the step in `out` (0 on the reduced axes).
+    strides: Small<isize>,
+}
+
+impl<'a> AxisSums<'a> {
+    /// Sums over the axes of `shape` where `reduced` is true, into `out`,
+    /// which must hold the product of the kept axes' lengths.
+    pub fn new(out: &'a mut [f64], shape: &[usize], reduced: &[bool]) -> Result<Self, KernelError> {
+        if reduced.len() != shape.len() {
+            return Err(KernelError::BadLayout(format!("{} axis flags for {} axes", reduced.len(), shape.len())));
+        }
+        let mut strides: Small<isize> = smallvec::smallvec![0; shape.len()];
+        let mut step = 1usize;
+        for d in (0..shape.len()).rev().filter(|&d| !reduced[d]) {
+            strides[d] = step as isize;
+            step *= shape[d];
+        }
+        if out.len() != step {
+            return Err(KernelError::BadLayout(format!("axis sums need {step} values, got {}", out.len())));
+        }
+        Ok(AxisSums { out, strides })
+    }
 }
 
 const IN_NAMES: [&str; NIN] = ["input", "target", "weight", "pos_weight", "grad_output"];
@@ -154,7 +199,7 @@ const OUT_NAMES: [&str; NOUT] = ["out", "grad out"];
 /// when `sum` is set (0 otherwise). The sum is the same bits for any thread
 /// count: chunk `c` covers elements `c * CHUNK ..` of the walk, is summed
 /// in a fixed order, and the chunk sums are added exactly.
-pub(crate) fn drive<C: Real, O: BlockOp<C>>(ops: &Operands<'_, '_>, op: &O, sum: bool) -> Result<f64, KernelError> {
+pub(crate) fn drive<C: Real, O: BlockOp<C>>(ops: &mut Operands<'_, '_>, op: &O, sum: bool) -> Result<f64, KernelError> {
     let input = ops.ins[0].expect("slot 0 always holds the input");
     let shape = input.shape();
     for (slot, arr) in ops.ins.iter().enumerate().skip(1) {
@@ -184,8 +229,14 @@ pub(crate) fn drive<C: Real, O: BlockOp<C>>(ops: &Operands<'_, '_>, op: &O, sum:
         &outs.iter().map(|(_, a)| *a).collect::<Small<_>>(),
     )?;
 
-    let strides: Small<&[isize]> =
-        ins.iter().map(|(_, a)| a.strides.as_slice()).chain(outs.iter().map(|(_, a)| a.strides.as_slice())).collect();
+    // The axis sums walk along as one more operand, in bytes of float64.
+    let acc_strides: Option<Small<isize>> = ops.axis_sums.as_ref().map(|a| a.strides.iter().map(|s| s * 8).collect());
+    let strides: Small<&[isize]> = ins
+        .iter()
+        .map(|(_, a)| a.strides.as_slice())
+        .chain(outs.iter().map(|(_, a)| a.strides.as_slice()))
+        .chain(acc_strides.as_deref())
+        .collect();
     let plan = Plan::new(shape, &strides);
     let walk = Walk {
         plan: &plan,
@@ -196,6 +247,7 @@ pub(crate) fn drive<C: Real, O: BlockOp<C>>(ops: &Operands<'_, '_>, op: &O, sum:
         base: plan.base().into(),
         ins: &ins,
         outs: &outs,
+        axis_sums: acc_strides.is_some(),
         op,
         sum,
     };
@@ -206,8 +258,25 @@ pub(crate) fn drive<C: Real, O: BlockOp<C>>(ops: &Operands<'_, '_>, op: &O, sum:
     };
     let threads = if n >= parallel_min_len::<C>() { num_threads() } else { 1 };
     let mut total = ExactSum::new();
-    run_chunks(chunks, threads, chunk, &mut total)?;
+    let mut acc = ops.axis_sums.as_deref_mut();
+    run_chunks(chunks, threads, chunk, |r: ChunkSums| {
+        total.add(r.total);
+        if let (Some(acc), Some((first, sums))) = (acc.as_deref_mut(), r.axis) {
+            for (o, s) in acc.out[first..first + sums.len()].iter_mut().zip(&sums) {
+                *o += s;
+            }
+        }
+    })?;
     Ok(total.value())
+}
+
+/// What one chunk adds up.
+struct ChunkSums {
+    /// The sum of all its values (0 unless summing).
+    total: f64,
+    /// For axis sums: the first index of `AxisSums::out` the chunk touches,
+    /// and its sums from there on.
+    axis: Option<(usize, Vec<f64>)>,
 }
 
 struct Walk<'w, 'r, 'a, O> {
@@ -226,6 +295,8 @@ struct Walk<'w, 'r, 'a, O> {
     base: Small<isize>,
     ins: &'w [(usize, &'r ArrayRef<'a>)],
     outs: &'w [(usize, &'r ArrayMut<'a>)],
+    /// Whether the last operand of the plan is the axis sums' index.
+    axis_sums: bool,
     op: &'w O,
     sum: bool,
 }
@@ -239,7 +310,7 @@ struct ChunkRun<'k, 'w, 'r, 'a, O, C> {
 }
 
 impl<C: Real, O: BlockOp<C>> Kernel for ChunkRun<'_, '_, '_, '_, O, C> {
-    type Output = Result<f64, KernelError>;
+    type Output = Result<ChunkSums, KernelError>;
 
     #[inline(always)]
     fn run<const FMA: bool>(self) -> Self::Output {
@@ -247,12 +318,14 @@ impl<C: Real, O: BlockOp<C>> Kernel for ChunkRun<'_, '_, '_, '_, O, C> {
     }
 }
 
-/// Where one stretch of a block goes in an output that is not flat.
+/// Where one stretch of a block goes in the outputs that are not flat, and
+/// in the axis sums (a byte offset in float64s).
 #[derive(Clone, Copy)]
 struct Segment {
     start: usize,
     len: usize,
     offsets: [isize; NOUT],
+    axis: isize,
 }
 
 impl<O> Walk<'_, '_, '_, O> {
@@ -264,11 +337,26 @@ impl<O> Walk<'_, '_, '_, O> {
     /// gathered run by run along the plan. Either way each block starts at
     /// a multiple of `BLOCK` from `lo`, so the sum's order is fixed.
     #[inline(always)]
-    fn run<C: Real, const FMA: bool>(&self, lo: usize, hi: usize) -> Result<f64, KernelError>
+    fn run<C: Real, const FMA: bool>(&self, lo: usize, hi: usize) -> Result<ChunkSums, KernelError>
     where
         O: BlockOp<C>,
     {
         let nin = self.ins.len();
+        let acc = nin + self.outs.len();
+        // The axis sums this chunk touches lie between its runs' extremes.
+        let mut axis: Option<(isize, Vec<f64>)> = None;
+        if self.axis_sums {
+            let (mut first, mut last) = (isize::MAX, isize::MIN);
+            let mut runs = self.plan.runs(lo, hi);
+            while runs.len() > 0 {
+                let (a, b) = (runs.offsets()[acc], runs.offsets()[acc] + (runs.len() as isize - 1) * self.inner[acc]);
+                (first, last) = (first.min(a.min(b)), last.max(a.max(b)));
+                runs.advance(runs.len());
+            }
+            if first <= last {
+                axis = Some((first, vec![0.0; ((last - first) / 8 + 1) as usize]));
+            }
+        }
         // Absent operands read as ones; the rest is written before it is read.
         let mut ins = [[C::ONE; BLOCK]; NIN];
         let mut value = [C::ZERO; BLOCK];
@@ -294,7 +382,8 @@ impl<O> Walk<'_, '_, '_, O> {
             .collect();
         let repeating = |k: usize| self.repeating[k].filter(|_| self.flat[k].is_none() && periodic[k].is_none());
         let gathered = |k: usize| self.flat[k].is_none() && periodic[k].is_none() && repeating(k).is_none();
-        let strided = (0..nin).any(gathered) || (0..self.outs.len()).any(|k| self.flat[nin + k].is_none());
+        let strided =
+            self.axis_sums || (0..nin).any(gathered) || (0..self.outs.len()).any(|k| self.flat[nin + k].is_none());
         let mut runs = self.plan.runs(lo, if strided { hi } else { lo });
 
         let mut start = lo;
@@ -310,9 +399,10 @@ impl<O> Walk<'_, '_, '_, O> {
                         // the plan of this array; `take` elements remain in it.
                         unsafe { arr.gather(offsets[k], self.inner[k], &mut ins[*slot][filled..filled + take]) };
                     }
-                    if self.outs.iter().enumerate().any(|(k, _)| self.flat[nin + k].is_none()) {
+                    if self.axis_sums || self.outs.iter().enumerate().any(|(k, _)| self.flat[nin + k].is_none()) {
+                        let axis = if self.axis_sums { offsets[acc] } else { 0 };
                         let offsets = std::array::from_fn(|k| if k < self.outs.len() { offsets[nin + k] } else { 0 });
-                        segments.push(Segment { start: filled, len: take, offsets });
+                        segments.push(Segment { start: filled, len: take, offsets, axis });
                     }
                     runs.advance(take);
                     filled += take;
@@ -361,6 +451,26 @@ impl<O> Walk<'_, '_, '_, O> {
             if self.sum {
                 lanes.add(&value[..len]);
             }
+            if let Some((first, sums)) = axis.as_mut() {
+                let step = self.inner[acc] / 8;
+                for seg in &segments {
+                    let values = &value[seg.start..seg.start + seg.len];
+                    let at = ((seg.axis - *first) / 8) as usize;
+                    if step == 0 {
+                        let mut stretch = Lanes::default();
+                        stretch.add(values);
+                        sums[at] += stretch.total();
+                    } else if step == 1 {
+                        for (s, v) in sums[at..at + values.len()].iter_mut().zip(values) {
+                            *s += v.to_f64();
+                        }
+                    } else {
+                        for (j, v) in values.iter().enumerate() {
+                            sums[(at as isize + j as isize * step) as usize] += v.to_f64();
+                        }
+                    }
+                }
+            }
             for (k, (slot, out)) in self.outs.iter().enumerate() {
                 let src = if *slot == 0 { &value } else { &grad };
                 // SAFETY (both): the offsets and strides come from the plan
@@ -381,6 +491,6 @@ impl<O> Walk<'_, '_, '_, O> {
             segments.clear();
             start += len;
         }
-        Ok(lanes.total())
+        Ok(ChunkSums { total: lanes.total(), axis: axis.map(|(first, sums)| ((first / 8) as usize, sums)) })
     }
 }

@@ -45,7 +45,7 @@ fn logits_sum_elements_and_gradient_match_reference() {
     req.grad_scale = 0.5;
     req.loss_out = Some(ArrayMut::new(&mut loss_out, &[n]).unwrap());
     req.grad_out = Some(ArrayMut::new(&mut grad_out, &[n]).unwrap());
-    let total = loss(&req).unwrap();
+    let total = loss(&mut req).unwrap();
     drop(req);
     let mut want_total = 0.0;
     for i in 0..n {
@@ -66,7 +66,7 @@ fn probabilities_match_reference_and_reject_out_of_range() {
     let mut req =
         LossRequest::new(Loss::Probabilities, ArrayRef::new(&x, &[n]).unwrap(), ArrayRef::new(&y, &[n]).unwrap());
     req.grad_out = Some(ArrayMut::new(&mut grad, &[n]).unwrap());
-    let total = loss(&req).unwrap();
+    let total = loss(&mut req).unwrap();
     drop(req);
     let want: f64 = (0..n).map(|i| reference(Loss::Probabilities, x[i] as f64, y[i] as f64, 1.0, 1.0).0).sum();
     assert!(close(total, want, 1e-6), "{total} vs {want}");
@@ -77,14 +77,14 @@ fn probabilities_match_reference_and_reject_out_of_range() {
 
     let bad = [0.5f64, 1.5];
     let t = [0.0f64, 1.0];
-    let req =
+    let mut req =
         LossRequest::new(Loss::Probabilities, ArrayRef::new(&bad, &[2]).unwrap(), ArrayRef::new(&t, &[2]).unwrap());
-    assert_eq!(loss(&req), Err(KernelError::InputOutOfRange));
+    assert_eq!(loss(&mut req), Err(KernelError::InputOutOfRange));
     let ok = [0.5f64, 0.5];
     let bad_t = [0.0f64, f64::NAN];
-    let req =
+    let mut req =
         LossRequest::new(Loss::Probabilities, ArrayRef::new(&ok, &[2]).unwrap(), ArrayRef::new(&bad_t, &[2]).unwrap());
-    assert_eq!(loss(&req), Err(KernelError::TargetOutOfRange));
+    assert_eq!(loss(&mut req), Err(KernelError::TargetOutOfRange));
 }
 
 #[test]
@@ -95,8 +95,9 @@ fn sums_are_bitwise_equal_for_any_thread_count() {
     let y: Vec<f32> = labels(n).iter().map(|&v| v as f32).collect();
     let sum_with = |threads: usize| {
         set_num_threads(threads).unwrap();
-        let req = LossRequest::new(Loss::Logits, ArrayRef::new(&x, &[n]).unwrap(), ArrayRef::new(&y, &[n]).unwrap());
-        loss(&req).unwrap()
+        let mut req =
+            LossRequest::new(Loss::Logits, ArrayRef::new(&x, &[n]).unwrap(), ArrayRef::new(&y, &[n]).unwrap());
+        loss(&mut req).unwrap()
     };
     let one = sum_with(1);
     for threads in [2, 3, 4, 8] {
@@ -121,7 +122,7 @@ fn every_layout_gives_the_contiguous_result() {
             ArrayRef::new(&y, &[rows, cols]).unwrap(),
         );
         req.loss_out = Some(ArrayMut::new(&mut out, &[rows, cols]).unwrap());
-        loss(&req).unwrap();
+        loss(&mut req).unwrap();
         drop(req);
         out
     };
@@ -141,7 +142,7 @@ fn every_layout_gives_the_contiguous_result() {
         ArrayRef::strided(&yf, 0, &[rows, cols], &[1, rows as isize]).unwrap(),
     );
     req.loss_out = Some(ArrayMut::new(&mut out, &[rows, cols]).unwrap());
-    loss(&req).unwrap();
+    loss(&mut req).unwrap();
     drop(req);
     assert_eq!(out, contiguous);
 
@@ -154,7 +155,7 @@ fn every_layout_gives_the_contiguous_result() {
         ArrayRef::strided(&y, last, &[rows, cols], &[-(cols as isize), -1]).unwrap(),
     );
     req.loss_out = Some(ArrayMut::new(&mut out, &[rows, cols]).unwrap());
-    loss(&req).unwrap();
+    loss(&mut req).unwrap();
     drop(req);
     let mut reversed = contiguous.clone();
     reversed.reverse();
@@ -169,7 +170,7 @@ fn in_place_output_reads_each_element_before_writing_it() {
     let mut expected = vec![0.0; n];
     let mut req = LossRequest::new(Loss::Logits, ArrayRef::new(&x, &[n]).unwrap(), ArrayRef::new(&y, &[n]).unwrap());
     req.grad_out = Some(ArrayMut::new(&mut expected, &[n]).unwrap());
-    loss(&req).unwrap();
+    loss(&mut req).unwrap();
     drop(req);
 
     let mut buf = x.clone();
@@ -180,7 +181,7 @@ fn in_place_output_reads_each_element_before_writing_it() {
         unsafe { (ArrayRef::from_raw(ptr, DType::F64, &[n], &[8]), ArrayMut::from_raw(ptr, DType::F64, &[n], &[8])) };
     let mut req = LossRequest::new(Loss::Logits, input, ArrayRef::new(&y, &[n]).unwrap());
     req.grad_out = Some(out);
-    loss(&req).unwrap();
+    loss(&mut req).unwrap();
     drop(req);
     assert_eq!(buf, expected);
 }
@@ -196,12 +197,13 @@ fn partial_overlap_and_bad_shapes_are_refused() {
     };
     let mut req = LossRequest::new(Loss::Logits, input, ArrayRef::new(&y, &[9]).unwrap());
     req.loss_out = Some(out);
-    assert!(matches!(loss(&req), Err(KernelError::Overlap(_))));
+    assert!(matches!(loss(&mut req), Err(KernelError::Overlap(_))));
 
     let x = [0.0f32; 6];
     let t = [0.0f32; 6];
-    let req = LossRequest::new(Loss::Logits, ArrayRef::new(&x, &[2, 3]).unwrap(), ArrayRef::new(&t, &[3, 2]).unwrap());
-    assert_eq!(loss(&req), Err(KernelError::Shape { name: "target", shape: vec![3, 2], expected: vec![2, 3] }));
+    let mut req =
+        LossRequest::new(Loss::Logits, ArrayRef::new(&x, &[2, 3]).unwrap(), ArrayRef::new(&t, &[3, 2]).unwrap());
+    assert_eq!(loss(&mut req), Err(KernelError::Shape { name: "target", shape: vec![3, 2], expected: vec![2, 3] }));
 }
 
 #[test]
@@ -211,7 +213,7 @@ fn float16_and_integer_inputs_use_their_compute_type() {
     let mut out = vec![half::f16::ZERO; 3];
     let mut req = LossRequest::new(Loss::Logits, ArrayRef::new(&x16, &[3]).unwrap(), ArrayRef::new(&t, &[3]).unwrap());
     req.loss_out = Some(ArrayMut::new(&mut out, &[3]).unwrap());
-    let total = loss(&req).unwrap();
+    let total = loss(&mut req).unwrap();
     drop(req);
     let want: Vec<f64> =
         [(-2.0, 0.0), (0.5, 1.0), (3.0, 1.0)].iter().map(|&(x, y)| reference(Loss::Logits, x, y, 1.0, 1.0).0).collect();
@@ -222,9 +224,9 @@ fn float16_and_integer_inputs_use_their_compute_type() {
 
     let xi = [0i32, 1, 1];
     let ti = [0u8, 1, 0];
-    let req =
+    let mut req =
         LossRequest::new(Loss::Probabilities, ArrayRef::new(&xi, &[3]).unwrap(), ArrayRef::new(&ti, &[3]).unwrap());
-    assert_eq!(loss(&req).unwrap(), 100.0);
+    assert_eq!(loss(&mut req).unwrap(), 100.0);
 }
 
 #[test]
@@ -258,7 +260,7 @@ fn repeating_operands_match_their_materialized_values() {
         req.pos_weight = Some(pw);
         req.weight = Some(w);
         req.grad_out = Some(ArrayMut::new(&mut grad, &[rows, cols]).unwrap());
-        let total = loss(&req).unwrap();
+        let total = loss(&mut req).unwrap();
         drop(req);
         (total, grad)
     };
@@ -270,4 +272,72 @@ fn repeating_operands_match_their_materialized_values() {
         run(ArrayRef::new(&full_class, &[rows, cols]).unwrap(), ArrayRef::new(&full_row, &[rows, cols]).unwrap());
     assert_eq!(broadcast.0.to_bits(), materialized.0.to_bits());
     assert_eq!(broadcast.1, materialized.1);
+}
+
+/// Sums of `f(i)` over the reduced axes of a C-ordered (rows, cols) batch.
+fn axis_reference(rows: usize, cols: usize, per_row: bool, f: impl Fn(usize) -> f64) -> Vec<f64> {
+    let mut out = vec![0.0; if per_row { rows } else { cols }];
+    for i in 0..rows * cols {
+        out[if per_row { i / cols } else { i % cols }] += f(i);
+    }
+    out
+}
+
+#[test]
+fn axis_sums_per_row_and_per_column() {
+    let _guard = test_lock();
+    let (rows, cols) = (3001, 23);
+    let n = rows * cols;
+    let x: Vec<f32> = logits(n).iter().map(|&v| v as f32).collect();
+    let y: Vec<u8> = (0..n).map(|i| (i % 3 == 0) as u8).collect();
+    let element = |i: usize| reference(Loss::Logits, x[i] as f64, y[i] as f64, 1.0, 1.0).0;
+    for (per_row, reduced) in [(true, [false, true]), (false, [true, false])] {
+        let want = axis_reference(rows, cols, per_row, element);
+        let mut results = Vec::new();
+        for threads in [1, 2, 5] {
+            set_num_threads(threads).unwrap();
+            let mut sums = vec![0.0; want.len()];
+            let mut req = LossRequest::new(
+                Loss::Logits,
+                ArrayRef::new(&x, &[rows, cols]).unwrap(),
+                ArrayRef::new(&y, &[rows, cols]).unwrap(),
+            );
+            req.axis_sums = Some(AxisSums::new(&mut sums, &[rows, cols], &reduced).unwrap());
+            let total = loss(&mut req).unwrap();
+            drop(req);
+            assert!(close(total, sums.iter().sum(), 1e-12));
+            for (got, want) in sums.iter().zip(&want) {
+                assert!(close(*got, *want, 1e-6), "per_row {per_row}: {got} vs {want}");
+            }
+            results.push(sums);
+        }
+        assert!(results.windows(2).all(|w| w[0] == w[1]), "per_row {per_row}: thread counts differ");
+    }
+    set_num_threads(default_num_threads()).unwrap();
+}
+
+#[test]
+fn axis_sums_continue_bitwise_across_chunk_aligned_batches() {
+    // Per-column sums of 4 * CHUNK rows of 3 columns: one call, or two calls
+    // of 2 * CHUNK rows each (a multiple of CHUNK elements), the second
+    // adding to the first's sums, give the same bits.
+    let (rows, cols) = (4 * CHUNK, 3);
+    let n = rows * cols;
+    let (x, y) = (logits(n), labels(n));
+    let sums_of = |lo: usize, hi: usize, sums: &mut Vec<f64>| {
+        let shape = [(hi - lo) / cols, cols];
+        let mut req = LossRequest::new(
+            Loss::Logits,
+            ArrayRef::new(&x[lo..hi], &shape).unwrap(),
+            ArrayRef::new(&y[lo..hi], &shape).unwrap(),
+        );
+        req.axis_sums = Some(AxisSums::new(sums, &shape, &[true, false]).unwrap());
+        loss(&mut req).unwrap();
+    };
+    let mut whole = vec![0.0; cols];
+    sums_of(0, n, &mut whole);
+    let mut batched = vec![0.0; cols];
+    sums_of(0, n / 2, &mut batched);
+    sums_of(n / 2, n, &mut batched);
+    assert_eq!(whole, batched);
 }
