@@ -112,9 +112,10 @@ fn broadcast_view<'b>(
 /// `weight`, `pos_weight` and `grad_output` are broadcast to the input.
 /// With `axis_sums` (a C-contiguous float64 array of the kept axes' shape)
 /// and `reduced` (a flag per input axis), the loss summed over the reduced
-/// axes is added into `axis_sums`.
+/// axes is added into `axis_sums`. With `exact`, the sum comes back as a
+/// list of floats whose exact sum it is (for combining calls exactly).
 #[pyfunction]
-#[pyo3(signature = (probabilities, input, target, weight, pos_weight, grad_output, grad_scale, sum, loss_out, grad_out, axis_sums=None, reduced=None))]
+#[pyo3(signature = (probabilities, input, target, weight, pos_weight, grad_output, grad_scale, sum, loss_out, grad_out, axis_sums=None, reduced=None, exact=false))]
 #[allow(clippy::too_many_arguments)]
 fn bce(
     py: Python<'_>,
@@ -130,7 +131,8 @@ fn bce(
     grad_out: Option<&Bound<'_, PyUntypedArray>>,
     axis_sums: Option<&Bound<'_, PyArrayDyn<f64>>>,
     reduced: Option<Vec<bool>>,
-) -> PyResult<f64> {
+    exact: bool,
+) -> PyResult<Py<PyAny>> {
     let shape = input.shape();
     let mut sums_guard = axis_sums.map(|a| a.try_readwrite()).transpose()?;
     let sums = match (sums_guard.as_mut(), reduced) {
@@ -151,9 +153,16 @@ fn bce(
         grad_out: grad_out.map(|a| view_mut(a, "out")).transpose()?,
         axis_sums: sums,
     };
-    let total =
-        if input.len() >= DETACH_MIN_LEN { py.detach(|| kernels::loss(&mut req)) } else { kernels::loss(&mut req) };
-    Ok(total?)
+    let total = if input.len() >= DETACH_MIN_LEN {
+        py.detach(|| kernels::loss_exact(&mut req))
+    } else {
+        kernels::loss_exact(&mut req)
+    }?;
+    Ok(if exact {
+        total.expansion().to_vec().into_pyobject(py)?.into_any().unbind()
+    } else {
+        total.value().into_pyobject(py)?.into_any().unbind()
+    })
 }
 
 /// Writes the logistic sigmoid of `input` into `out`.

@@ -255,7 +255,9 @@ def test_value_and_grad_equals_separate_calls():
             np.testing.assert_array_equal(grad, g(inp, y, reduction=reduction, grad_output=0.5))
 
 
-@pytest.mark.parametrize("module", ["fastbce._functional", "fastbce._modules", "fastbce._threads"])
+@pytest.mark.parametrize(
+    "module", ["fastbce._functional", "fastbce._modules", "fastbce._threads", "fastbce._accumulate", "fastbce._config"]
+)
 def test_docstring_examples(module):
     failed, attempted = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE)
     assert attempted > 0 and failed == 0

@@ -8,6 +8,7 @@ arrays of any layout in place, on all cores, with the GIL released.
 from __future__ import annotations
 
 from . import _core
+from ._accumulate import CHUNK_ELEMENTS, LossAccumulator
 from ._config import apply_environment as _apply_simd_environment
 from ._config import show_config
 from ._functional import (
@@ -28,6 +29,8 @@ __version__: str = _core.__version__
 __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
+    "CHUNK_ELEMENTS",
+    "LossAccumulator",
     "__version__",
     "binary_cross_entropy",
     "binary_cross_entropy_grad",

@@ -1,6 +1,6 @@
 """The native kernels; use the functions of the ``fastbce`` package instead."""
 
-from typing import Any, Optional
+from typing import Any, Literal, Optional, overload
 
 from numpy.typing import NDArray
 
@@ -25,6 +25,7 @@ PARALLEL_MIN_LEN_F64: int
 
 class OverlapError(ValueError): ...
 
+@overload
 def bce(
     probabilities: bool,
     input: NDArray[Any],
@@ -38,7 +39,25 @@ def bce(
     grad_out: Optional[NDArray[Any]],
     axis_sums: Optional[NDArray[Any]] = None,
     reduced: Optional[list[bool]] = None,
+    exact: Literal[False] = False,
 ) -> float: ...
+@overload
+def bce(
+    probabilities: bool,
+    input: NDArray[Any],
+    target: NDArray[Any],
+    weight: Optional[NDArray[Any]],
+    pos_weight: Optional[NDArray[Any]],
+    grad_output: Optional[NDArray[Any]],
+    grad_scale: float,
+    sum: bool,
+    loss_out: Optional[NDArray[Any]],
+    grad_out: Optional[NDArray[Any]],
+    axis_sums: Optional[NDArray[Any]] = None,
+    reduced: Optional[list[bool]] = None,
+    *,
+    exact: Literal[True],
+) -> list[float]: ...
 def sigmoid(input: NDArray[Any], out: NDArray[Any]) -> None: ...
 def get_num_threads() -> int: ...
 def set_num_threads(n: int) -> None: ...

@@ -142,7 +142,7 @@ pub fn computes_in_f32(dtype: DType) -> bool {
     matches!(dtype, DType::F16 | DType::F32)
 }
 
-fn run<C: Real>(req: &mut LossRequest<'_>) -> Result<f64, KernelError> {
+fn run<C: Real>(req: &mut LossRequest<'_>) -> Result<ExactSum, KernelError> {
     let value = req.sum || req.loss_out.is_some() || req.axis_sums.is_some();
     let grad = req.grad_out.is_some();
     let pos_weight = if req.loss == Loss::Logits { req.pos_weight.as_ref() } else { None };
@@ -175,6 +175,13 @@ fn run<C: Real>(req: &mut LossRequest<'_>) -> Result<f64, KernelError> {
 /// Runs a loss call; returns the float64 sum of the loss elements if
 /// `req.sum` (else 0). The sum is bitwise the same for any thread count.
 pub fn loss(req: &mut LossRequest<'_>) -> Result<f64, KernelError> {
+    loss_exact(req).map(|s| s.value())
+}
+
+/// [`loss`], with the sum as an exact expansion of the chunk sums (see
+/// [`ExactSum::expansion`]), so that sums of several calls can be combined
+/// without rounding.
+pub fn loss_exact(req: &mut LossRequest<'_>) -> Result<ExactSum, KernelError> {
     if computes_in_f32(req.input.dtype()) { run::<f32>(req) } else { run::<f64>(req) }
 }
 

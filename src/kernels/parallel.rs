@@ -199,7 +199,11 @@ const OUT_NAMES: [&str; NOUT] = ["out", "grad out"];
 /// when `sum` is set (0 otherwise). The sum is the same bits for any thread
 /// count: chunk `c` covers elements `c * CHUNK ..` of the walk, is summed
 /// in a fixed order, and the chunk sums are added exactly.
-pub(crate) fn drive<C: Real, O: BlockOp<C>>(ops: &mut Operands<'_, '_>, op: &O, sum: bool) -> Result<f64, KernelError> {
+pub(crate) fn drive<C: Real, O: BlockOp<C>>(
+    ops: &mut Operands<'_, '_>,
+    op: &O,
+    sum: bool,
+) -> Result<ExactSum, KernelError> {
     let input = ops.ins[0].expect("slot 0 always holds the input");
     let shape = input.shape();
     for (slot, arr) in ops.ins.iter().enumerate().skip(1) {
@@ -267,7 +271,7 @@ pub(crate) fn drive<C: Real, O: BlockOp<C>>(ops: &mut Operands<'_, '_>, op: &O, 
             }
         }
     })?;
-    Ok(total.value())
+    Ok(total)
 }
 
 /// What one chunk adds up.

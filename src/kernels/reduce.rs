@@ -88,6 +88,17 @@ impl ExactSum {
         }
     }
 
+    /// Values whose exact sum is the sum (non-overlapping, so few), for
+    /// combining sums without rounding: the exactly rounded sum of several
+    /// expansions put together is that of all their values. A non-finite
+    /// sum is its own expansion.
+    pub fn expansion(&self) -> Small<f64> {
+        match self.special {
+            Some(s) => smallvec::smallvec![s],
+            None => self.partials.clone(),
+        }
+    }
+
     /// The sum, rounded once to the nearest float64 (ties to even).
     pub fn value(&self) -> f64 {
         if let Some(s) = self.special {
