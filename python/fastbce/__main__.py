@@ -1,8 +1,8 @@
-"""``python -m fastbce``: the built-in demonstration."""
+"""``python -m fastbce``: the command line (see ``fastbce --help``)."""
 
 import sys
 
-from ._demo import run
+from .cli import main
 
 if __name__ == "__main__":
-    run(sys.stdout)
+    sys.exit(main())

@@ -310,6 +310,28 @@ def _evaluate_axis(
     return sums.astype(dtype, copy=False), grad_out
 
 
+def sum64(
+    probabilities: bool,
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = None,
+    pos_weight: Optional[ArrayLike] = None,
+    axes: Optional[Tuple[int, ...]] = None,
+) -> Any:
+    """The loss summed in float64, unrounded to the input's dtype: a float
+    (`axes` None), or the sums over `axes` with those axes kept as size 1.
+    Partial sums for combining results (the Dask functions)."""
+    x, y = as_numeric("input", input), as_numeric("target", target)
+    w = None if weight is None else as_numeric("weight", weight)
+    pw = None if probabilities or pos_weight is None else as_numeric("pos_weight", pos_weight)
+    if axes is None:
+        return _call(probabilities, x, y, w, pw, None, 1.0, True, None, None)
+    reduced = [d in axes for d in range(x.ndim)]
+    sums = np.zeros([n for n, r in zip(x.shape, reduced, strict=True) if not r])
+    _call(probabilities, x, y, w, pw, None, 1.0, False, None, None, sums, reduced)
+    return np.expand_dims(sums, axes)
+
+
 def _apart(
     probabilities: bool,
     x: NDArray[Any],

@@ -251,7 +251,7 @@ pub(crate) fn drive<C: Real, O: BlockOp<C>>(
         base: plan.base().into(),
         ins: &ins,
         outs: &outs,
-        axis_sums: acc_strides.is_some(),
+        axis: AxisMode::of(&plan, acc_strides.is_some(), ins.len() + outs.len()),
         op,
         sum,
     };
@@ -299,10 +299,40 @@ struct Walk<'w, 'r, 'a, O> {
     base: Small<isize>,
     ins: &'w [(usize, &'r ArrayRef<'a>)],
     outs: &'w [(usize, &'r ArrayMut<'a>)],
-    /// Whether the last operand of the plan is the axis sums' index.
-    axis_sums: bool,
+    /// How the axis sums (the plan's last operand, if any) are indexed.
+    axis: AxisMode,
     op: &'w O,
     sum: bool,
+}
+
+/// How the walk's elements map to the axis sums they add to.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum AxisMode {
+    /// No axis sums.
+    Off,
+    /// Element `i` adds to sum `first + i % period` (per class of an
+    /// `(N, C)` batch): summed through a buffer a block at a time.
+    Periodic { first: usize, period: usize },
+    /// Element `i` adds to sum `first + i / repeat` (per sample): summed a
+    /// stretch of `repeat` at a time.
+    Repeating { first: usize, repeat: usize },
+    /// Any other layout: run by run along the plan.
+    Runs,
+}
+
+impl AxisMode {
+    fn of(plan: &Plan, present: bool, k: usize) -> AxisMode {
+        if !present {
+            return AxisMode::Off;
+        }
+        let first = (plan.base()[k] / 8) as usize;
+        match (plan.periods(MAX_PERIOD)[k], plan.repeats()[k], plan.flat_strides()[k]) {
+            (Some((period, 8)), _, _) => AxisMode::Periodic { first, period },
+            (_, Some((repeat, 8)), _) => AxisMode::Repeating { first, repeat },
+            (_, _, Some(8)) => AxisMode::Repeating { first, repeat: 1 },
+            _ => AxisMode::Runs,
+        }
+    }
 }
 
 /// One chunk of a walk, as a kernel compiled per instruction-set level.
@@ -347,9 +377,17 @@ impl<O> Walk<'_, '_, '_, O> {
     {
         let nin = self.ins.len();
         let acc = nin + self.outs.len();
-        // The axis sums this chunk touches lie between its runs' extremes.
-        let mut axis: Option<(isize, Vec<f64>)> = None;
-        if self.axis_sums {
+        let runs_axis = self.axis == AxisMode::Runs;
+        // The axis sums this chunk adds to: `(first index, sums)`.
+        let mut axis: Option<(isize, Vec<f64>)> = match self.axis {
+            AxisMode::Periodic { period, .. } => Some((0, vec![0.0; period + BLOCK])),
+            AxisMode::Repeating { repeat, .. } => {
+                Some(((lo / repeat) as isize, vec![0.0; (hi - 1) / repeat - lo / repeat + 1]))
+            }
+            _ => None,
+        };
+        if runs_axis {
+            // The sums this chunk touches lie between its runs' extremes.
             let (mut first, mut last) = (isize::MAX, isize::MIN);
             let mut runs = self.plan.runs(lo, hi);
             while runs.len() > 0 {
@@ -386,8 +424,7 @@ impl<O> Walk<'_, '_, '_, O> {
             .collect();
         let repeating = |k: usize| self.repeating[k].filter(|_| self.flat[k].is_none() && periodic[k].is_none());
         let gathered = |k: usize| self.flat[k].is_none() && periodic[k].is_none() && repeating(k).is_none();
-        let strided =
-            self.axis_sums || (0..nin).any(gathered) || (0..self.outs.len()).any(|k| self.flat[nin + k].is_none());
+        let strided = runs_axis || (0..nin).any(gathered) || (0..self.outs.len()).any(|k| self.flat[nin + k].is_none());
         let mut runs = self.plan.runs(lo, if strided { hi } else { lo });
 
         let mut start = lo;
@@ -403,8 +440,8 @@ impl<O> Walk<'_, '_, '_, O> {
                         // the plan of this array; `take` elements remain in it.
                         unsafe { arr.gather(offsets[k], self.inner[k], &mut ins[*slot][filled..filled + take]) };
                     }
-                    if self.axis_sums || self.outs.iter().enumerate().any(|(k, _)| self.flat[nin + k].is_none()) {
-                        let axis = if self.axis_sums { offsets[acc] } else { 0 };
+                    if runs_axis || self.outs.iter().enumerate().any(|(k, _)| self.flat[nin + k].is_none()) {
+                        let axis = if runs_axis { offsets[acc] } else { 0 };
                         let offsets = std::array::from_fn(|k| if k < self.outs.len() { offsets[nin + k] } else { 0 });
                         segments.push(Segment { start: filled, len: take, offsets, axis });
                     }
@@ -455,7 +492,28 @@ impl<O> Walk<'_, '_, '_, O> {
             if self.sum {
                 lanes.add(&value[..len]);
             }
-            if let Some((first, sums)) = axis.as_mut() {
+            match (self.axis, axis.as_mut()) {
+                (AxisMode::Periodic { period, .. }, Some((_, buffer))) => {
+                    // Element `i` goes to position `i - period * (start / period)`
+                    // of the buffer, whose position `p` is sum `p % period`.
+                    let at = start % period;
+                    for (b, v) in buffer[at..at + len].iter_mut().zip(&value[..len]) {
+                        *b += v.to_f64();
+                    }
+                }
+                (AxisMode::Repeating { repeat, .. }, Some((first, sums))) => {
+                    let (mut i, end) = (start, start + len);
+                    while i < end {
+                        let take = ((i / repeat + 1) * repeat).min(end) - i;
+                        let mut stretch = Lanes::default();
+                        stretch.add(&value[i - start..i - start + take]);
+                        sums[i / repeat - *first as usize] += stretch.total();
+                        i += take;
+                    }
+                }
+                _ => {}
+            }
+            if let (true, Some((first, sums))) = (runs_axis, axis.as_mut()) {
                 let step = self.inner[acc] / 8;
                 for seg in &segments {
                     let values = &value[seg.start..seg.start + seg.len];
@@ -495,6 +553,18 @@ impl<O> Walk<'_, '_, '_, O> {
             segments.clear();
             start += len;
         }
-        Ok(ChunkSums { total: lanes.total(), axis: axis.map(|(first, sums)| ((first / 8) as usize, sums)) })
+        let axis = match (self.axis, axis) {
+            (AxisMode::Periodic { first, period }, Some((_, buffer))) => {
+                // Fold the buffer: sum `c` adds positions c, c + period, ...
+                let mut sums = vec![0.0; period];
+                for (p, b) in buffer.iter().enumerate() {
+                    sums[p % period] += b;
+                }
+                Some((first, sums))
+            }
+            (AxisMode::Repeating { first, .. }, Some((row, sums))) => Some((first + row as usize, sums)),
+            (_, axis) => axis.map(|(first, sums)| ((first / 8) as usize, sums)),
+        };
+        Ok(ChunkSums { total: lanes.total(), axis })
     }
 }
