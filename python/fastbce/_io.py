@@ -10,11 +10,12 @@ by a few chunks, whatever the size of the files.
 from __future__ import annotations
 
 import fnmatch
+import io
 import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Iterator, List, Optional, Sequence, Tuple, cast
+from typing import IO, Any, Iterator, List, Optional, Sequence, Tuple, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -75,7 +76,7 @@ class NpyRows:
     def __init__(self, path: str) -> None:
         self.name = path
         try:
-            self.file: BinaryIO = open(path, "rb")
+            self.file: io.BufferedReader = open(path, "rb")
         except OSError as exc:
             raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
         self.header = read_npy_header(self.file, path)
@@ -103,7 +104,7 @@ class NpzMemberRows:
 
     def __init__(self, archive: zipfile.ZipFile, member: str, label: str) -> None:
         self.name = label
-        self.file = cast(BinaryIO, archive.open(member))
+        self.file = cast(io.BufferedReader, archive.open(member))
         self.header = read_npy_header(self.file, label)
         if self.header.fortran_order and len(self.header.shape) > 1:
             raise InputError(f"{label} is stored in Fortran order; rewrite it in C order to stream it")
