@@ -338,14 +338,17 @@ def show_config_text() -> str:
 
 def peak_memory_of_mean(n: int) -> None:
     """Peak RSS growth of a float32 mean on `n` elements, beyond its inputs."""
+    # VmHWM is this process's own peak RSS (getrusage's maxrss can carry the
+    # parent's across exec).
     code = f"""
-import resource, numpy as np, fastbce as fb
+import numpy as np, fastbce as fb
+def peak_kib():
+    return int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM:")).split()[1])
 x = np.full({n}, -1.5, np.float32); y = np.full({n}, 0.5, np.float32)  # both resident
 fb.binary_cross_entropy_with_logits(x[:10**6], y[:10**6])  # starts the thread pool
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_kib()
 fb.binary_cross_entropy_with_logits(x, y)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(before, after)
+print(before, peak_kib())
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     before, after = (int(v) for v in done.stdout.split())

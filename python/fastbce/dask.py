@@ -60,6 +60,9 @@ def _operands(input: Any, target: Any, weight: Any, pos_weight: Any) -> Tuple[An
             joint = None
         if joint != x.shape:
             raise ValueError(f"{name} of shape {arr.shape} does not broadcast to the input shape {x.shape}")
+        # Chunk the axes it shares with the input as the input is chunked.
+        lead = x.ndim - arr.ndim
+        arr = arr.rechunk(tuple(x.chunks[lead + d] if n != 1 else (1,) for d, n in enumerate(arr.shape)))
         return da.broadcast_to(arr, x.shape, chunks=x.chunks)
 
     return x, y, spread("weight", weight), spread("pos_weight", pos_weight)
@@ -137,7 +140,14 @@ def _grad(
         go = None
     else:
         kept = tuple(n for d, n in enumerate(x.shape) if d not in axes)
-        go = da.broadcast_to(da.expand_dims(da.broadcast_to(da.asarray(g), kept), axes), x.shape, chunks=x.chunks)
+        try:
+            g_kept = np.broadcast_shapes(g.shape, kept)
+        except ValueError:
+            g_kept = None
+        if g_kept != kept:
+            raise ValueError(f"grad_output of shape {g.shape} does not broadcast to the reduced shape {kept}")
+        g_full = da.expand_dims(da.broadcast_to(da.asarray(g), kept), axes)
+        go = _operands(x, x, g_full, None)[2]
     dtype = result_dtype(x.dtype)
 
     def block(xb: Any, yb: Any, *rest: Any) -> Any:

@@ -1,0 +1,366 @@
+"""`fastbce score`: every input kind, the same numbers as the in-memory API,
+bounded memory, and clear failures."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.feather as feather
+import pyarrow.parquet as pq
+import pytest
+
+import fastbce as fb
+from fastbce import cli
+from fastbce._io import SyntheticSource
+
+FASTBCE = [sys.executable, "-m", "fastbce"]
+
+
+def run_cli(*args, check=True, **kwargs):
+    done = subprocess.run([*FASTBCE, *map(str, args)], capture_output=True, text=True, timeout=600, **kwargs)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def score_json(*args):
+    return json.loads(run_cli("score", *args, "--json").stdout)
+
+
+def make_batch(rows, cols, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 3, (rows, cols)).astype(np.float32)
+    y = (rng.uniform(size=(rows, cols)) < 0.25).astype(np.uint8)
+    return x, y
+
+
+def in_memory(x, y, **kwargs):
+    """Sum, mean and per-class means of the in-memory API, in float64."""
+    x64 = x.astype(np.float64)
+    elements = fb.binary_cross_entropy_with_logits(x64, y, reduction="none", **kwargs)
+    total = math.fsum(elements.ravel())
+    per_class = elements.reshape(len(x), -1).mean(axis=0)
+    return total, total / elements.size, per_class
+
+
+def assert_matches(summary, x, y, rtol=1e-12, **kwargs):
+    total, mean, per_class = in_memory(x, y, **kwargs)
+    assert summary["count"] == x.size
+    # The files hold float32 logits: both sides score the same values, in
+    # float32 here and float64 in the reference, so they agree to float32's
+    # precision; the stream against one in-memory float32 call agrees to rtol.
+    assert math.isclose(summary["mean"], mean, rel_tol=1e-6)
+    one_call = fb._core.bce(False, x, y, None, kwargs.get("pos_weight"), None, 1.0, True, None, None)
+    assert math.isclose(summary["sum"], one_call, rel_tol=rtol)
+    np.testing.assert_allclose(summary["per_class_mean"], per_class, rtol=1e-6)
+    for key in ("count", "mean", "sum", "per_class_mean", "seconds", "elements_per_second"):
+        assert key in summary
+
+
+def test_npy_pair_gives_the_in_memory_result(tmp_path):
+    x, y = make_batch(50_000, 7)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    summary = score_json(tmp_path / "x.npy", tmp_path / "y.npy", "--chunk-rows", 4096)
+    assert_matches(summary, x, y)
+    assert summary["rows"] == 50_000 and summary["classes"] == 7
+    assert summary["elements_per_second"] > 0
+
+
+def test_default_chunks_give_the_in_memory_bits(tmp_path):
+    x, y = make_batch(300_000, 5, seed=1)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    summary = score_json(tmp_path / "x.npy", tmp_path / "y.npy", "--chunk-rows", cli.default_chunk_rows(5) // 8)
+    assert summary["sum"] == fb._core.bce(False, x, y, None, None, None, 1.0, True, None, None)
+
+
+def test_one_dimensional_npy_pair(tmp_path):
+    x, y = make_batch(10_000, 1, seed=2)
+    np.save(tmp_path / "x.npy", x.ravel())
+    np.save(tmp_path / "y.npy", y.ravel())
+    summary = score_json(tmp_path / "x.npy", tmp_path / "y.npy")
+    assert summary["classes"] == 1
+    assert math.isclose(summary["mean"], in_memory(x, y)[1], rel_tol=1e-6)
+
+
+def test_npz_members_stream_even_when_compressed(tmp_path):
+    x, y = make_batch(20_000, 4, seed=3)
+    np.savez_compressed(tmp_path / "data.npz", scores=x, truth=y)
+    summary = score_json(tmp_path / "data.npz", "--logits", "scores", "--labels", "truth", "--chunk-rows", 3000)
+    assert_matches(summary, x, y)
+    done = run_cli("score", tmp_path / "data.npz", check=False)
+    assert done.returncode == 1
+    assert "has no member 'logits'; it has scores, truth" in done.stderr
+
+
+def _table(x, y, extra=None):
+    columns = {f"logit_{c}": x[:, c] for c in range(x.shape[1])}
+    columns.update({f"label_{c}": y[:, c] for c in range(y.shape[1])})
+    columns.update(extra or {})
+    return pa.table(columns)
+
+
+@pytest.mark.parametrize("kind", ["parquet", "feather", "csv"])
+def test_tables_with_glob_columns(tmp_path, kind):
+    x, y = make_batch(12_000, 3, seed=4)
+    if kind == "csv":
+        x = np.round(x.astype(np.float64), 3)  # what the text holds, read back as float64
+    table = _table(x, y, {"id": np.arange(len(x))})
+    path = tmp_path / f"scores.{kind}"
+    if kind == "parquet":
+        pq.write_table(table, path, row_group_size=5000)
+    elif kind == "feather":
+        feather.write_feather(table, path, chunksize=5000)
+    else:
+        pcsv.write_csv(table, path)
+    summary = score_json(path, "--logits", "logit_*", "--labels", "label_0,label_1,label_2", "--chunk-rows", 2048)
+    assert summary["class_names"] == ["logit_0", "logit_1", "logit_2"]
+    assert_matches(summary, x, y, rtol=1e-12)
+
+
+def test_weights_and_pos_weights_from_numbers_files_and_columns(tmp_path):
+    x, y = make_batch(9_000, 3, seed=5)
+    row_weight = np.random.default_rng(6).uniform(0.5, 2, 9_000)
+    pq.write_table(_table(x, y, {"w": row_weight}), tmp_path / "t.parquet", row_group_size=4000)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    np.save(tmp_path / "w.npy", row_weight)
+    np.save(tmp_path / "pw.npy", np.array([1.0, 2.0, 3.0]))
+    want = in_memory(x, y, weight=row_weight[:, None], pos_weight=np.array([1.0, 2.0, 3.0]))[1]
+    for args in (
+        [tmp_path / "t.parquet", "--logits", "logit_*", "--labels", "label_*", "--weight", "w"],
+        [tmp_path / "x.npy", tmp_path / "y.npy", "--weight", tmp_path / "w.npy"],
+    ):
+        for pw in ("1,2,3", tmp_path / "pw.npy"):
+            summary = score_json(*args, "--pos-weight", pw, "--chunk-rows", 1000)
+            assert math.isclose(summary["mean"], want, rel_tol=1e-6), (args, pw)
+    summary = score_json(tmp_path / "x.npy", tmp_path / "y.npy", "--weight", "0.5", "--pos-weight", "2")
+    assert math.isclose(summary["mean"], in_memory(x, y, weight=0.5, pos_weight=2.0)[1], rel_tol=1e-6)
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".parquet"])
+def test_per_sample_output(tmp_path, suffix):
+    x, y = make_batch(7_000, 6, seed=7)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    out = tmp_path / f"per_sample{suffix}"
+    summary = score_json(tmp_path / "x.npy", tmp_path / "y.npy", "--per-sample", out, "--chunk-rows", 999)
+    assert summary["per_sample"] == str(out)
+    got = np.load(out) if suffix == ".npy" else pq.read_table(out).column("loss").to_numpy()
+    want = fb.binary_cross_entropy_with_logits(x, y, axis=-1)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    assert got.shape == (7_000,)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["x.npy", "y.npy", out.name])
+
+
+def test_per_sample_from_a_csv_of_unknown_length(tmp_path):
+    x, y = make_batch(3_000, 2, seed=8)
+    x = np.round(x.astype(np.float64), 3)
+    pcsv.write_csv(_table(x, y), tmp_path / "t.csv")
+    out = tmp_path / "loss.npy"
+    score_json(tmp_path / "t.csv", "--logits", "logit_*", "--labels", "label_*", "--per-sample", out)
+    np.testing.assert_allclose(np.load(out), fb.binary_cross_entropy_with_logits(x, y, axis=-1), rtol=1e-6)
+
+
+def test_probabilities(tmp_path):
+    x, y = make_batch(5_000, 2, seed=9)
+    p = fb.sigmoid(x)
+    np.save(tmp_path / "p.npy", p)
+    np.save(tmp_path / "y.npy", y)
+    summary = score_json(tmp_path / "p.npy", tmp_path / "y.npy", "--probabilities")
+    want = fb.binary_cross_entropy(p.astype(np.float64), y)
+    assert summary["probabilities"] is True
+    assert math.isclose(summary["mean"], want, rel_tol=1e-6)
+
+
+def test_demo_is_deterministic_for_any_chunking():
+    a = score_json("--demo", "--demo-rows", 100_000)
+    b = score_json("--demo", "--demo-rows", 100_000, "--chunk-rows", 777, "--threads", 1)
+    assert a["count"] == 2_000_000 and a["classes"] == 20
+    assert math.isclose(a["mean"], b["mean"], rel_tol=1e-12)
+    source = SyntheticSource(rows=100_000)
+    x = np.concatenate([c[0] for c in source.chunks(30_000)])
+    y = np.concatenate([c[1] for c in source.chunks(30_000)])
+    total, mean, per_class = in_memory(x, y, pos_weight=source.pos_weight())
+    assert math.isclose(a["mean"], mean, rel_tol=1e-6)
+
+
+def test_human_summary_and_quiet_stderr():
+    done = run_cli("score", "--demo", "--demo-rows", 20_000)
+    assert "elements   400,000 (20,000 rows x 20 classes)" in done.stdout
+    assert "per class (mean loss per row):" in done.stdout and "class_19" in done.stdout
+    assert "M elements/s on" in done.stdout
+    assert done.stderr == ""  # no progress bar when stderr is not a terminal
+
+
+def test_progress_bar_on_a_terminal():
+    stream = io.StringIO()
+    progress = cli.Progress(1000, 4, stream, enabled=True)
+    progress.last -= 1
+    progress.update(500)
+    progress.close()
+    assert "scoring  50% [###############" in stream.getvalue()
+    assert "500/1,000 rows" in stream.getvalue()
+
+
+@pytest.mark.parametrize(
+    "setup, args, message",
+    [
+        (None, ["missing.npy", "y.npy"], "cannot read missing.npy: No such file or directory"),
+        ("dir", ["adir.npy", "y.npy"], "cannot read adir.npy: Is a directory"),
+        ("text", ["x.txt"], "x.txt: unknown file type .txt; fastbce reads"),
+        ("notnpy", ["bad.npy", "y.npy"], "bad.npy is not a .npy array"),
+        ("shapes", ["x.npy", "y2.npy"], "x.npy has shape (100, 3) but y2.npy has shape (99, 3); they must match"),
+        ("table", ["t.parquet", "--logits", "logit_*", "--labels", "nope"],
+         "t.parquet has no column matching 'nope' (for --labels); its columns are: logit_0"),
+        ("table", ["t.parquet", "--logits", "logit_*", "--labels", "label_0"],
+         "3 logit columns but 1 label columns"),
+        ("table", ["t.parquet"], "t.parquet is a table: name its columns with --logits COLS and --labels COLS"),
+        ("probs", ["p.npy", "y.npy", "--probabilities"],
+         "rows 0 to 99: all elements of input should be between 0 and 1"),
+        ("nan", ["p.npy", "y.npy", "--probabilities"],
+         "rows 0 to 99: all elements of input should be between 0 and 1"),
+        ("ok", ["x.npy", "y.npy", "--pos-weight", "1,2"], "--pos-weight has 2 values but the data have 3 classes"),
+        ("ok", ["x.npy", "y.npy", "--weight", "heavy"], "--weight 'heavy' is neither numbers nor a .npy file"),
+        ("ok", ["x.npy", "y.npy", "--per-sample", "out.csv"], "--per-sample writes .npy or .parquet files"),
+        ("ok", ["x.npy", "y.npy", "--threads", "0"], "--threads must be at least 1, got 0"),
+        ("ok", ["x.npy", "y.npy", "--probabilities", "--pos-weight", "2"], "--pos-weight applies to logits"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_a_message_not_a_traceback(tmp_path, setup, args, message):
+    x, y = make_batch(100, 3)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    if setup == "dir":
+        (tmp_path / "adir.npy").mkdir()
+    elif setup == "text":
+        (tmp_path / "x.txt").write_text("1 2 3")
+    elif setup == "notnpy":
+        (tmp_path / "bad.npy").write_bytes(b"not an array at all")
+    elif setup == "shapes":
+        np.save(tmp_path / "y2.npy", y[:99])
+    elif setup == "table":
+        pq.write_table(_table(x, y), tmp_path / "t.parquet")
+    elif setup in ("probs", "nan"):
+        p = fb.sigmoid(x)
+        p[50, 1] = 1.5 if setup == "probs" else np.nan
+        np.save(tmp_path / "p.npy", p)
+    done = run_cli("score", *args, check=False, cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("fastbce score: error: ")
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not list(tmp_path.glob(".*tmp*")) and not (tmp_path / "out.csv").exists()
+
+
+def test_usage_errors_exit_2():
+    done = run_cli("score", "--chunk-rows", "many", check=False)
+    assert done.returncode == 2 and "invalid int value" in done.stderr
+
+
+def test_failed_run_leaves_no_partial_output(tmp_path):
+    x, y = make_batch(20_000, 2, seed=10)
+    p = fb.sigmoid(x)
+    p[15_000, 0] = 2.0  # found in the second chunk, after output was written
+    np.save(tmp_path / "p.npy", p)
+    np.save(tmp_path / "y.npy", y)
+    done = run_cli("score", "p.npy", "y.npy", "--probabilities", "--per-sample", "out.npy", "--chunk-rows", 10_000,
+                   check=False, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 1 and "rows 10,000 to 19,999" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.npy", "y.npy"]
+
+
+def test_ctrl_c_stops_with_130_and_no_output(tmp_path):
+    proc = subprocess.Popen(
+        [*FASTBCE, "score", "--demo", "--demo-rows", "50000000", "--chunk-rows", "20000",
+         "--per-sample", "out.parquet"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.time() + 60
+    while not list(tmp_path.glob(".out.parquet.tmp-*")) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted; no output was written" in stderr and "Traceback" not in stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+LARGER_THAN_MEMORY = textwrap.dedent(
+    """
+    import resource, sys
+    import numpy, fastbce, fastbce.cli
+    def status(field):  # bytes; VmHWM is this process's own peak RSS
+        for line in open("/proc/self/status"):
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    budget = int(sys.argv[1])
+    limit = status("VmSize") + budget
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    start = status("VmRSS")
+    code = fastbce.cli.main(["score", sys.argv[2], sys.argv[3], "--json"])
+    print("PEAK", status("VmHWM"), "START", start, file=sys.stderr)
+    sys.exit(code)
+    """
+)
+
+
+def test_files_larger_than_the_memory_allowed(tmp_path):
+    # 40e6 float32 logits and uint8 labels: 200 MB of files, scored with
+    # address space limited to 160 MB beyond what the interpreter holds.
+    rows, cols = 10_000_000, 4
+    x = np.lib.format.open_memmap(tmp_path / "x.npy", mode="w+", dtype=np.float32, shape=(rows, cols))
+    y = np.lib.format.open_memmap(tmp_path / "y.npy", mode="w+", dtype=np.uint8, shape=(rows, cols))
+    rng = np.random.default_rng(11)
+    for start in range(0, rows, 1_000_000):
+        x[start : start + 1_000_000] = rng.normal(0, 3, (1_000_000, cols))
+        y[start : start + 1_000_000] = rng.uniform(size=(1_000_000, cols)) < 0.3
+    x.flush()
+    y.flush()
+    files = (tmp_path / "x.npy").stat().st_size + (tmp_path / "y.npy").stat().st_size
+    budget = 160 << 20
+    assert files > budget
+    done = subprocess.run(
+        [sys.executable, "-c", LARGER_THAN_MEMORY, str(budget), str(tmp_path / "x.npy"), str(tmp_path / "y.npy")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["count"] == rows * cols
+    peak, start = (int(v) for v in done.stderr.split("PEAK")[1].split()[::2][:2])
+    print(f"\nscored {files / 2**20:.0f} MiB of files with address space limited to {budget / 2**20:.0f} MiB "
+          f"beyond the interpreter's; peak RSS {peak / 2**20:.0f} MiB ({(peak - start) / 2**20:.0f} MiB "
+          "above the interpreter)")  # fmt: skip
+    assert peak - start < budget
+    mean = float(fb.binary_cross_entropy_with_logits(np.load(tmp_path / "x.npy", mmap_mode="r"),
+                                                     np.load(tmp_path / "y.npy", mmap_mode="r")))  # fmt: skip
+    assert math.isclose(summary["mean"], mean, rel_tol=1e-6)
+
+
+def test_without_pyarrow_tables_name_the_extra(tmp_path):
+    x, y = make_batch(10, 2)
+    pq.write_table(_table(x, y), tmp_path / "t.parquet")
+    code = "import sys; sys.modules['pyarrow'] = None\nfrom fastbce.cli import main\nsys.exit(main(sys.argv[1:]))"
+    args = ["score", "t.parquet", "--logits", "logit_*", "--labels", "label_*"]
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 1
+    assert "needs pyarrow: pip install 'fastbce[io]'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_console_script_and_module_entry_points():
+    done = subprocess.run(["fastbce", "score", "--help"], capture_output=True, text=True, env=dict(
+        os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")))  # fmt: skip
+    assert done.returncode == 0 and "--per-sample OUT" in done.stdout
