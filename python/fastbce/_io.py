@@ -70,8 +70,17 @@ def read_npy_header(f: IO[bytes], name: str) -> NpyHeader:
     return NpyHeader(tuple(shape), dtype, fortran_order, f.tell() if f.seekable() else -1)
 
 
+def _into(buffer: Optional[NDArray[Any]], rows: int, header: "NpyHeader") -> NDArray[Any]:
+    """`rows` rows of a reused buffer: fresh memory would cost the system
+    zeroing its pages on every chunk."""
+    if buffer is None or buffer.shape[0] < rows:
+        buffer = np.empty((rows, *header.shape[1:]), header.dtype)
+    return buffer[:rows]
+
+
 class NpyRows:
-    """The rows of one `.npy` array, read a chunk at a time into a buffer."""
+    """The rows of one `.npy` array, read a chunk at a time into a buffer
+    that the next chunk reuses."""
 
     def __init__(self, path: str) -> None:
         self.name = path
@@ -81,14 +90,17 @@ class NpyRows:
             raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
         self.header = read_npy_header(self.file, path)
         self.rows = self.header.shape[0]
+        self.buffer: Optional[NDArray[Any]] = None
 
     def read(self, start: int, stop: int) -> NDArray[Any]:
+        """Rows `start:stop`, valid until the next call."""
         h = self.header
         if h.fortran_order:
             # Rows are not contiguous on disk: map the file, read the slice.
             mapped = np.load(self.name, mmap_mode="r")
             return np.array(mapped[start:stop])
-        out = np.empty((stop - start, *h.shape[1:]), h.dtype)
+        out = _into(self.buffer, stop - start, h)
+        self.buffer = out.base if out.base is not None else out
         self.file.seek(h.offset + start * out[:1].nbytes)
         if self.file.readinto(_bytes_of(out)) != out.nbytes:
             raise InputError(f"{self.name} is shorter than its header says")
@@ -110,10 +122,13 @@ class NpzMemberRows:
             raise InputError(f"{label} is stored in Fortran order; rewrite it in C order to stream it")
         self.rows = self.header.shape[0]
         self.position = 0
+        self.buffer: Optional[NDArray[Any]] = None
 
     def read(self, start: int, stop: int) -> NDArray[Any]:
+        """Rows `start:stop` (in order), valid until the next call."""
         assert start == self.position, "npz members are read in order"
-        out = np.empty((stop - start, *self.header.shape[1:]), self.header.dtype)
+        out = _into(self.buffer, stop - start, self.header)
+        self.buffer = out.base if out.base is not None else out
         view = _bytes_of(out)
         done = 0
         while done < out.nbytes:
