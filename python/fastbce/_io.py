@@ -70,7 +70,7 @@ def read_npy_header(f: IO[bytes], name: str) -> NpyHeader:
     return NpyHeader(tuple(shape), dtype, fortran_order, f.tell() if f.seekable() else -1)
 
 
-def _into(buffer: Optional[NDArray[Any]], rows: int, header: "NpyHeader") -> NDArray[Any]:
+def _into(buffer: Optional[NDArray[Any]], rows: int, header: NpyHeader) -> NDArray[Any]:
     """`rows` rows of a reused buffer: fresh memory would cost the system
     zeroing its pages on every chunk."""
     if buffer is None or buffer.shape[0] < rows:
