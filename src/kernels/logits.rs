@@ -6,7 +6,7 @@
 //! so the loss never cancels and the gradient's tails keep full precision.
 
 use super::KernelError;
-use super::math::{Real, exp_neg_abs, sigmoid_pair, softplus_pair, times};
+use super::math::{Real, exp_neg_abs, sigmoid_pair, softplus_combination};
 use super::parallel::{BlockOp, NIN};
 
 pub(crate) struct Logits<C> {
@@ -34,8 +34,7 @@ fn block<C: Real, const FMA: bool, const VALUE: bool, const GRAD: bool>(
         let b = p[i] * y[i];
         let e = exp_neg_abs::<C, FMA>(x);
         if VALUE {
-            let (sp_pos, sp_neg) = softplus_pair::<C, FMA>(x, e);
-            value[i] = w[i] * (times(a, sp_pos) + times(b, sp_neg));
+            value[i] = w[i] * softplus_combination::<C, FMA>(x, e, a, b);
         }
         if GRAD {
             let (s_pos, s_neg) = sigmoid_pair(x, e);

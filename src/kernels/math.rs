@@ -174,7 +174,7 @@ const LOG_F64: [f64; 8] = [
 ];
 
 macro_rules! exp_log {
-    ($t:ident, $bits:ident, $ibits:ident, $mant:expr, $bias:expr, $clamp:expr,
+    ($t:ident, $bits:ident, $ibits:ident, $mant:expr, $bias:expr, $clamp:expr, $shift:expr,
      $ln2_hi:expr, $ln2_lo:expr, $exp:ident, $log:ident) => {
         #[inline(always)]
         fn exp_nonpositive<const FMA: bool>(self) -> $t {
@@ -185,20 +185,21 @@ macro_rules! exp_log {
             const MAGIC: $t = 1.5 * (1u64 << $mant) as $t;
             let z = madd::<$t, FMA>(t, std::$t::consts::LOG2_E, MAGIC);
             let kf = z - MAGIC;
-            let k = (z.to_bits() as $ibits).wrapping_sub(MAGIC.to_bits() as $ibits);
             let r = madd::<$t, FMA>(-kf, $ln2_hi, t);
             let r = madd::<$t, FMA>(-kf, $ln2_lo, r);
             // exp(r) = 1 + (r + r^2 q(r)): r is exact and r^2 q(r) small,
             // so only the final addition rounds noticeably.
             let q = horner::<$t, FMA, { $exp.len() }>(r, $exp);
             let p = 1.0 + madd::<$t, FMA>(r * r, q, r);
-            // 2^k as two normal factors (k >= clamp / ln2, so k/2 is far
-            // above the subnormal range).
-            let k1 = k >> 1;
-            let k2 = k - k1;
-            let s1 = $t::from_bits(((k1 + $bias) as $bits) << $mant);
-            let s2 = $t::from_bits(((k2 + $bias) as $bits) << $mant);
-            p * s1 * s2
+            // p * 2^k as p * 2^(k + SHIFT) * 2^-SHIFT: with k between
+            // clamp / ln2 and 0, 2^(k + SHIFT) is a normal float whose bits
+            // come straight from z's (k sits in its low bits), the first
+            // product is exact, and the second rounds once, into the
+            // subnormals where the result is that small. A NaN p stays NaN.
+            const SHIFT: $ibits = $shift;
+            const OFFSET: $bits = MAGIC.to_bits().wrapping_sub(($bias + SHIFT) as $bits);
+            let scale = $t::from_bits(z.to_bits().wrapping_sub(OFFSET) << $mant);
+            p * scale * $t::from_bits((($bias - SHIFT) as $bits) << $mant)
         }
 
         #[inline(always)]
@@ -241,7 +242,7 @@ macro_rules! exp_log {
 
 impl Real for f32 {
     real_common!(f32, to_f32, from_f32);
-    exp_log!(f32, u32, i32, 23, 127, -110.0f32, 355.0f32 / 512.0, -2.121_944_4e-4_f32, EXP_F32, LOG_F32);
+    exp_log!(f32, u32, i32, 23, 127, -110.0f32, 64, 355.0f32 / 512.0, -2.121_944_4e-4_f32, EXP_F32, LOG_F32);
 }
 
 impl Real for f64 {
@@ -253,6 +254,7 @@ impl Real for f64 {
         52,
         1023,
         -760.0f64,
+        512,
         // fdlibm's ln2 in two parts: the high part has 21 trailing zero bits.
         f64::from_bits(0x3fe6_2e42_fee0_0000),
         f64::from_bits(0x3dea_39ef_3579_3c76),
@@ -326,23 +328,26 @@ pub fn times<C: Real>(coef: C, value: C) -> C {
     if coef == C::ZERO { C::ZERO } else { coef * value }
 }
 
-/// `exp(-|x|)`, the one exponential both pairs below start from.
+/// `exp(-|x|)`, the one exponential the loss and its gradient start from.
 #[inline(always)]
 pub fn exp_neg_abs<C: Real, const FMA: bool>(x: C) -> C {
     let neg_abs = if x < C::ZERO { x } else { -x };
     neg_abs.exp_nonpositive::<FMA>()
 }
 
-/// `(softplus(x), softplus(-x))` from `e = exp(-|x|)`.
+/// `a * softplus(x) + b * softplus(-x)` for `a, b >= 0`, from `e = exp(-|x|)`.
 ///
-/// `softplus(z) = max(z, 0) + log1p(exp(-|z|))`: both parts are
-/// non-negative, so the sum never cancels, and `log1p` keeps full relative
-/// precision when `exp(-|x|)` is tiny (the tail where the naive
-/// `log(1 + exp(x))` returns 0).
+/// `softplus(z) = max(z, 0) + log1p(exp(-|z|))`, so the sum is
+/// `(a + b) * log1p(e) + c * |x|` with `c = a` for `x >= 0` and `c = b`
+/// otherwise: two non-negative terms, so nothing cancels, and `log1p` keeps
+/// full relative precision when `e` is tiny (the tail where the naive
+/// `log(1 + exp(x))` returns 0). A zero `c` gives zero even for an infinite
+/// `x`: an absent term contributes nothing.
 #[inline(always)]
-pub fn softplus_pair<C: Real, const FMA: bool>(x: C, e: C) -> (C, C) {
+pub fn softplus_combination<C: Real, const FMA: bool>(x: C, e: C, a: C, b: C) -> C {
     let l = log1p_unit::<C, FMA>(e);
-    (select_max(x, C::ZERO) + l, select_max(-x, C::ZERO) + l)
+    let (c, abs) = if x >= C::ZERO { (a, x) } else { (b, -x) };
+    madd::<C, FMA>(a + b, l, times(c, abs))
 }
 
 /// `(sigmoid(x), sigmoid(-x))` from `e = exp(-|x|)`, each computed directly
