@@ -12,13 +12,16 @@ use super::parallel::{BlockOp, NIN};
 pub(crate) struct Logits<C> {
     pub value: bool,
     pub grad: bool,
+    /// No weight, pos_weight or grad_output: the common case, computed
+    /// without multiplying by ones.
+    pub plain: bool,
     /// Factor of every gradient element (grad_output, divided by the count
     /// for a mean).
     pub scale: C,
 }
 
 #[inline(always)]
-fn block<C: Real, const FMA: bool, const VALUE: bool, const GRAD: bool>(
+fn block<C: Real, const FMA: bool, const VALUE: bool, const GRAD: bool, const PLAIN: bool>(
     ins: [&[C]; NIN],
     value: &mut [C],
     grad: &mut [C],
@@ -31,14 +34,18 @@ fn block<C: Real, const FMA: bool, const VALUE: bool, const GRAD: bool>(
     for i in 0..n {
         let x = x[i];
         let a = C::ONE - y[i];
-        let b = p[i] * y[i];
+        let b = if PLAIN { y[i] } else { p[i] * y[i] };
         let e = exp_neg_abs::<C, FMA>(x);
         if VALUE {
-            value[i] = w[i] * softplus_combination::<C, FMA>(x, e, a, b);
+            // With b = y, a + b is 1 (exactly, mathematically; use it so).
+            let a_plus_b = if PLAIN { C::ONE } else { a + b };
+            let loss = softplus_combination::<C, FMA>(x, e, a, b, a_plus_b);
+            value[i] = if PLAIN { loss } else { w[i] * loss };
         }
         if GRAD {
             let (s_pos, s_neg) = sigmoid_pair(x, e);
-            grad[i] = scale * go[i] * w[i] * (a * s_pos - b * s_neg);
+            let d = a * s_pos - b * s_neg;
+            grad[i] = if PLAIN { scale * d } else { scale * go[i] * w[i] * d };
         }
     }
 }
@@ -46,11 +53,15 @@ fn block<C: Real, const FMA: bool, const VALUE: bool, const GRAD: bool>(
 impl<C: Real> BlockOp<C> for Logits<C> {
     #[inline(always)]
     fn apply<const FMA: bool>(&self, ins: [&[C]; NIN], value: &mut [C], grad: &mut [C]) -> Result<(), KernelError> {
-        match (self.value, self.grad) {
-            (true, true) => block::<C, FMA, true, true>(ins, value, grad, self.scale),
-            (true, false) => block::<C, FMA, true, false>(ins, value, grad, self.scale),
-            (false, true) => block::<C, FMA, false, true>(ins, value, grad, self.scale),
-            (false, false) => {}
+        let s = self.scale;
+        match (self.value, self.grad, self.plain) {
+            (true, true, true) => block::<C, FMA, true, true, true>(ins, value, grad, s),
+            (true, false, true) => block::<C, FMA, true, false, true>(ins, value, grad, s),
+            (false, true, true) => block::<C, FMA, false, true, true>(ins, value, grad, s),
+            (true, true, false) => block::<C, FMA, true, true, false>(ins, value, grad, s),
+            (true, false, false) => block::<C, FMA, true, false, false>(ins, value, grad, s),
+            (false, true, false) => block::<C, FMA, false, true, false>(ins, value, grad, s),
+            (false, false, _) => {}
         }
         Ok(())
     }

@@ -335,7 +335,8 @@ pub fn exp_neg_abs<C: Real, const FMA: bool>(x: C) -> C {
     neg_abs.exp_nonpositive::<FMA>()
 }
 
-/// `a * softplus(x) + b * softplus(-x)` for `a, b >= 0`, from `e = exp(-|x|)`.
+/// `a * softplus(x) + b * softplus(-x)` for `a, b >= 0`, from `e = exp(-|x|)`
+/// and `a_plus_b` (1 exactly when `b = 1 - a`).
 ///
 /// `softplus(z) = max(z, 0) + log1p(exp(-|z|))`, so the sum is
 /// `(a + b) * log1p(e) + c * |x|` with `c = a` for `x >= 0` and `c = b`
@@ -344,10 +345,10 @@ pub fn exp_neg_abs<C: Real, const FMA: bool>(x: C) -> C {
 /// `log(1 + exp(x))` returns 0). A zero `c` gives zero even for an infinite
 /// `x`: an absent term contributes nothing.
 #[inline(always)]
-pub fn softplus_combination<C: Real, const FMA: bool>(x: C, e: C, a: C, b: C) -> C {
+pub fn softplus_combination<C: Real, const FMA: bool>(x: C, e: C, a: C, b: C, a_plus_b: C) -> C {
     let l = log1p_unit::<C, FMA>(e);
     let (c, abs) = if x >= C::ZERO { (a, x) } else { (b, -x) };
-    madd::<C, FMA>(a + b, l, times(c, abs))
+    madd::<C, FMA>(a_plus_b, l, times(c, abs))
 }
 
 /// `(sigmoid(x), sigmoid(-x))` from `e = exp(-|x|)`, each computed directly

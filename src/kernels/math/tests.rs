@@ -214,8 +214,10 @@ fn special_values() {
 fn pairs_keep_tails_and_limits() {
     let x = -40.0f64;
     let e = exp_neg_abs::<f64, false>(x);
-    let (pos, neg) =
-        (softplus_combination::<f64, false>(x, e, 1.0, 0.0), softplus_combination::<f64, false>(x, e, 0.0, 1.0));
+    let (pos, neg) = (
+        softplus_combination::<f64, false>(x, e, 1.0, 0.0, 1.0),
+        softplus_combination::<f64, false>(x, e, 0.0, 1.0, 1.0),
+    );
     let want = (-40.0f64).exp();
     assert!(((pos - want) / want).abs() < 1e-15, "{pos} vs {want}");
     assert_eq!(neg, 40.0 + want);
@@ -224,9 +226,9 @@ fn pairs_keep_tails_and_limits() {
         assert!((p + n - 1.0).abs() <= f64::EPSILON, "x = {x}");
     }
     let e = exp_neg_abs::<f64, false>(f64::INFINITY);
-    assert_eq!(softplus_combination::<f64, false>(f64::INFINITY, e, 1.0, 0.0), f64::INFINITY);
-    assert_eq!(softplus_combination::<f64, false>(f64::INFINITY, e, 0.0, 1.0), 0.0);
-    assert_eq!(softplus_combination::<f64, false>(f64::NEG_INFINITY, e, 0.0, 2.0), f64::INFINITY);
+    assert_eq!(softplus_combination::<f64, false>(f64::INFINITY, e, 1.0, 0.0, 1.0), f64::INFINITY);
+    assert_eq!(softplus_combination::<f64, false>(f64::INFINITY, e, 0.0, 1.0, 1.0), 0.0);
+    assert_eq!(softplus_combination::<f64, false>(f64::NEG_INFINITY, e, 0.0, 2.0, 2.0), f64::INFINITY);
     assert_eq!(sigmoid_pair(f64::INFINITY, e), (1.0, 0.0));
     assert_eq!(sigmoid_pair(f64::NEG_INFINITY, e), (0.0, 1.0));
     assert_eq!(times(0.0, f64::INFINITY), 0.0);
