@@ -114,8 +114,9 @@ fn broadcast_view<'b>(
 /// and `reduced` (a flag per input axis), the loss summed over the reduced
 /// axes is added into `axis_sums`. With `exact`, the sum comes back as a
 /// list of floats whose exact sum it is (for combining calls exactly).
+/// `fresh`: an output was just allocated (see `LossRequest::fresh_outputs`).
 #[pyfunction]
-#[pyo3(signature = (probabilities, input, target, weight, pos_weight, grad_output, grad_scale, sum, loss_out, grad_out, axis_sums=None, reduced=None, exact=false))]
+#[pyo3(signature = (probabilities, input, target, weight, pos_weight, grad_output, grad_scale, sum, loss_out, grad_out, axis_sums=None, reduced=None, exact=false, fresh=false))]
 #[allow(clippy::too_many_arguments)]
 fn bce(
     py: Python<'_>,
@@ -132,6 +133,7 @@ fn bce(
     axis_sums: Option<&Bound<'_, PyArrayDyn<f64>>>,
     reduced: Option<Vec<bool>>,
     exact: bool,
+    fresh: bool,
 ) -> PyResult<Py<PyAny>> {
     let shape = input.shape();
     let mut sums_guard = axis_sums.map(|a| a.try_readwrite()).transpose()?;
@@ -152,6 +154,7 @@ fn bce(
         loss_out: loss_out.map(|a| view_mut(a, "out")).transpose()?,
         grad_out: grad_out.map(|a| view_mut(a, "out")).transpose()?,
         axis_sums: sums,
+        fresh_outputs: fresh,
     };
     let total = if input.len() >= DETACH_MIN_LEN {
         py.detach(|| kernels::loss_exact(&mut req))
@@ -165,11 +168,21 @@ fn bce(
     })
 }
 
-/// Writes the logistic sigmoid of `input` into `out`.
+/// Writes the logistic sigmoid of `input` into `out` (`fresh`: just allocated).
 #[pyfunction]
-fn sigmoid(py: Python<'_>, input: &Bound<'_, PyUntypedArray>, out: &Bound<'_, PyUntypedArray>) -> PyResult<()> {
+#[pyo3(signature = (input, out, fresh=false))]
+fn sigmoid(
+    py: Python<'_>,
+    input: &Bound<'_, PyUntypedArray>,
+    out: &Bound<'_, PyUntypedArray>,
+    fresh: bool,
+) -> PyResult<()> {
     let (x, o) = (view(input, "x")?, view_mut(out, "out")?);
-    if input.len() >= DETACH_MIN_LEN { py.detach(|| kernels::sigmoid(&x, &o)) } else { kernels::sigmoid(&x, &o) }?;
+    if input.len() >= DETACH_MIN_LEN {
+        py.detach(|| kernels::sigmoid(&x, &o, fresh))
+    } else {
+        kernels::sigmoid(&x, &o, fresh)
+    }?;
     Ok(())
 }
 

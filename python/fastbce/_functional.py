@@ -201,7 +201,8 @@ def _evaluate(
             f"out receives the elementwise loss, so it needs reduction='none', got reduction={reduction!r}"
         )
 
-    s = _call(probabilities, x, y, w, pw, go, scale, total, loss_out, grad_out)
+    fresh = out is None or (grad and value and reduction == "none")
+    s = _call(probabilities, x, y, w, pw, go, scale, total, loss_out, grad_out, fresh=fresh)
     if total:
         scalar = _SCALAR_TYPES.get(x.dtype, np.float64)
         return scalar(s if reduction == "sum" else s / n if n else math.nan), grad_out
@@ -221,17 +222,19 @@ def _call(
     grad_out: Optional[NDArray[Any]],
     sums: Optional[NDArray[np.float64]] = None,
     reduced: Optional[List[bool]] = None,
+    fresh: bool = False,
 ) -> float:
-    """One kernel call; on refusal, the slow path (see `_evaluate`)."""
+    """One kernel call; on refusal, the slow path (see `_evaluate`). `fresh`:
+    an output was just allocated."""
     try:
-        return _core.bce(probabilities, x, y, w, pw, go, scale, total, loss_out, grad_out, sums, reduced)
+        return _core.bce(probabilities, x, y, w, pw, go, scale, total, loss_out, grad_out, sums, reduced, fresh=fresh)
     except _core.OverlapError:
         return _apart(probabilities, x, y, w, pw, go, scale, total, loss_out, grad_out, sums, reduced)
     except (ValueError, TypeError):
         checked = _checked(x, y, w, pw, go)  # raises the documented error
         if all(a is b for a, b in zip(checked, (x, y, w, pw, go), strict=True)):
             raise
-        return _core.bce(probabilities, *checked, scale, total, loss_out, grad_out, sums, reduced)
+        return _core.bce(probabilities, *checked, scale, total, loss_out, grad_out, sums, reduced, fresh=fresh)
 
 
 def normalize_axis(axis: Union[int, Tuple[int, ...]], ndim: int) -> Tuple[int, ...]:
@@ -298,7 +301,7 @@ def _evaluate_axis(
             np.empty_like(x, dtype=dtype, subok=False) if out is None else check_out(out, x.shape, dtype, "gradient")
         )
     sums = np.zeros(kept, np.float64) if value else None
-    _call(probabilities, x, y, w, pw, go, scale, False, None, grad_out, sums, reduced if value else None)
+    _call(probabilities, x, y, w, pw, go, scale, False, None, grad_out, sums, reduced if value else None, out is None)
     if sums is None:
         return None, grad_out
     if reduction == "mean":
@@ -350,7 +353,7 @@ def _apart(
     compute into fresh arrays, then copy (as NumPy's ufuncs do)."""
     fresh_loss = None if loss_out is None else np.empty_like(loss_out)
     fresh_grad = None if grad_out is None else np.empty_like(grad_out)
-    result = _core.bce(probabilities, x, y, w, pw, go, scale, total, fresh_loss, fresh_grad, sums, reduced)
+    result = _core.bce(probabilities, x, y, w, pw, go, scale, total, fresh_loss, fresh_grad, sums, reduced, fresh=True)
     if loss_out is not None and fresh_loss is not None:
         np.copyto(loss_out, fresh_loss)
     if grad_out is not None and fresh_grad is not None:
@@ -730,14 +733,15 @@ def sigmoid(x: ArrayLike, *, out: Optional[NDArray[Any]] = None) -> NDArray[Any]
     """
     arr = as_numeric("x", x)
     dtype = result_dtype(arr.dtype)
+    fresh = out is None
     if out is None:
         out = np.empty_like(arr, dtype=dtype, subok=False)
     else:
         check_out(out, arr.shape, dtype, "result")
     try:
-        _core.sigmoid(arr, out)
+        _core.sigmoid(arr, out, fresh)
     except _core.OverlapError:
-        fresh = np.empty_like(out)
-        _core.sigmoid(arr, fresh)
-        np.copyto(out, fresh)
+        apart = np.empty_like(out)
+        _core.sigmoid(arr, apart, True)
+        np.copyto(out, apart)
     return out

@@ -370,6 +370,56 @@ impl ArrayMut<'_> {
     }
 }
 
+impl ArrayMut<'_> {
+    /// Writes `src` contiguously at byte offset `offset` with stores that
+    /// bypass the caches (for outputs too large to stay in them: no read
+    /// of each line before it is overwritten). Returns false, writing
+    /// nothing, where it does not apply (another element type, or not
+    /// x86-64); the caller then scatters. Call [`fence`] before the writes
+    /// must be seen by other threads.
+    ///
+    /// # Safety
+    /// As for [`ArrayMut::scatter`] with `stride` one element.
+    #[inline(always)]
+    pub(crate) unsafe fn stream<C: Real>(&self, offset: isize, src: &[C]) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if self.dtype == C::DTYPE {
+            use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
+            let bytes = std::mem::size_of_val(src);
+            let from = src.as_ptr() as *const u8;
+            // SAFETY: the `bytes` bytes from `dst` are the elements of the
+            // contract; `src` is the caller's buffer, apart from the array.
+            // The 16-byte stores are aligned (after the head), as
+            // `_mm_stream_si128` needs; SSE2 is in every x86-64 CPU.
+            unsafe {
+                let dst = self.ptr.offset(offset);
+                let head = (dst.align_offset(16)).min(bytes);
+                std::ptr::copy_nonoverlapping(from, dst, head);
+                let mut i = head;
+                while i + 16 <= bytes {
+                    _mm_stream_si128(dst.add(i) as *mut __m128i, _mm_loadu_si128(from.add(i) as *const __m128i));
+                    i += 16;
+                }
+                std::ptr::copy_nonoverlapping(from.add(i), dst.add(i), bytes - i);
+            }
+            return true;
+        }
+        let _ = (offset, src);
+        false
+    }
+}
+
+/// Orders the cache-bypassing stores of [`ArrayMut::stream`] before what
+/// follows (so that other threads see them once they see what follows).
+#[inline(always)]
+pub(crate) fn fence() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `sfence` has no preconditions; SSE is in every x86-64 CPU.
+    unsafe {
+        std::arch::x86_64::_mm_sfence()
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

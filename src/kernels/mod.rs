@@ -116,6 +116,10 @@ pub struct LossRequest<'a> {
     pub grad_out: Option<ArrayMut<'a>>,
     /// Receives (adds) the loss summed over some axes.
     pub axis_sums: Option<AxisSums<'a>>,
+    /// The outputs were just allocated: their pages are faulted in as they
+    /// are written, which goes through the caches anyway, so large outputs
+    /// are not written past the caches.
+    pub fresh_outputs: bool,
 }
 
 impl<'a> LossRequest<'a> {
@@ -133,6 +137,7 @@ impl<'a> LossRequest<'a> {
             loss_out: None,
             grad_out: None,
             axis_sums: None,
+            fresh_outputs: false,
         }
     }
 }
@@ -150,6 +155,7 @@ fn run<C: Real>(req: &mut LossRequest<'_>) -> Result<ExactSum, KernelError> {
         ins: [Some(&req.input), Some(&req.target), req.weight.as_ref(), pos_weight, req.grad_output.as_ref()],
         outs: [req.loss_out.as_ref(), req.grad_out.as_ref()],
         axis_sums: req.axis_sums.as_mut(),
+        fresh_outputs: req.fresh_outputs,
     };
     let scale = C::from_f64(req.grad_scale);
     match req.loss {
@@ -166,6 +172,7 @@ fn run<C: Real>(req: &mut LossRequest<'_>) -> Result<ExactSum, KernelError> {
                     ins: [Some(&req.input), Some(&req.target), None, None, None],
                     outs: [None, None],
                     axis_sums: None,
+                    fresh_outputs: false,
                 };
 
                 drive::<C, _>(&mut check, &probs::CheckRange, false)?;
@@ -200,9 +207,15 @@ impl<C: Real> BlockOp<C> for Sigmoid {
     }
 }
 
-/// Writes the logistic sigmoid of `input` into `out`.
-pub fn sigmoid(input: &ArrayRef<'_>, out: &ArrayMut<'_>) -> Result<(), KernelError> {
-    let mut ops = Operands { ins: [Some(input), None, None, None, None], outs: [Some(out), None], axis_sums: None };
+/// Writes the logistic sigmoid of `input` into `out` (`fresh_out`: just
+/// allocated, see [`LossRequest::fresh_outputs`]).
+pub fn sigmoid(input: &ArrayRef<'_>, out: &ArrayMut<'_>, fresh_out: bool) -> Result<(), KernelError> {
+    let mut ops = Operands {
+        ins: [Some(input), None, None, None, None],
+        outs: [Some(out), None],
+        axis_sums: None,
+        fresh_outputs: fresh_out,
+    };
     if computes_in_f32(input.dtype()) {
         drive::<f32, _>(&mut ops, &Sigmoid, false).map(drop)
     } else {

@@ -1,7 +1,7 @@
 //! The thread pool and the driver that walks arrays block by block, on one
 //! thread or many, with the same result either way.
 
-use super::array::{ArrayMut, ArrayRef, check_outputs};
+use super::array::{ArrayMut, ArrayRef, check_outputs, fence};
 use super::layout::Plan;
 use super::math::Real;
 use super::reduce::{ExactSum, Lanes};
@@ -31,6 +31,11 @@ pub const PARALLEL_MIN_LEN_F64: usize = 1 << 16;
 fn parallel_min_len<C: Real>() -> usize {
     if C::DTYPE == super::elem::DType::F32 { PARALLEL_MIN_LEN_F32 } else { PARALLEL_MIN_LEN_F64 }
 }
+
+/// Outputs of at least this many bytes in all are written past the caches:
+/// they would not stay there anyway, and such stores save reading each line
+/// of the output before overwriting it.
+const STREAM_MIN_BYTES: usize = 16 << 20;
 
 /// The longest period of a repeating operand read from a buffer (see
 /// `Plan::periods`); longer ones are gathered run by run.
@@ -156,6 +161,8 @@ pub(crate) struct Operands<'r, 'a> {
     pub outs: [Option<&'r ArrayMut<'a>>; NOUT],
     /// Sums of the values over some axes, added into this.
     pub axis_sums: Option<&'r mut AxisSums<'a>>,
+    /// See `LossRequest::fresh_outputs`.
+    pub fresh_outputs: bool,
 }
 
 /// Sums of the values over some of the input's axes: `out` holds one
@@ -252,6 +259,8 @@ pub(crate) fn drive<C: Real, O: BlockOp<C>>(
         ins: &ins,
         outs: &outs,
         axis: AxisMode::of(&plan, acc_strides.is_some(), ins.len() + outs.len()),
+        stream: !ops.fresh_outputs
+            && outs.iter().map(|(_, o)| plan.len() * o.dtype.itemsize()).sum::<usize>() >= STREAM_MIN_BYTES,
         op,
         sum,
     };
@@ -301,6 +310,8 @@ struct Walk<'w, 'r, 'a, O> {
     outs: &'w [(usize, &'r ArrayMut<'a>)],
     /// How the axis sums (the plan's last operand, if any) are indexed.
     axis: AxisMode,
+    /// Whether the outputs are large enough to write past the caches.
+    stream: bool,
     op: &'w O,
     sum: bool,
 }
@@ -540,7 +551,11 @@ impl<O> Walk<'_, '_, '_, O> {
                 // no other task writes.
                 match self.flat[nin + k] {
                     Some(stride) => unsafe {
-                        out.scatter(self.base[nin + k] + start as isize * stride, stride, &src[..len])
+                        let at = self.base[nin + k] + start as isize * stride;
+                        let contiguous = stride == std::mem::size_of::<C>() as isize;
+                        if !(self.stream && contiguous && out.stream(at, &src[..len])) {
+                            out.scatter(at, stride, &src[..len]);
+                        }
                     },
                     None => {
                         for seg in &segments {
@@ -552,6 +567,9 @@ impl<O> Walk<'_, '_, '_, O> {
             }
             segments.clear();
             start += len;
+        }
+        if self.stream {
+            fence();
         }
         let axis = match (self.axis, axis) {
             (AxisMode::Periodic { first, period }, Some((_, buffer))) => {
