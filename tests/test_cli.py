@@ -237,6 +237,8 @@ def test_progress_bar_on_a_terminal():
         ("ok", ["x.npy", "y.npy", "--per-sample", "out.csv"], "--per-sample writes .npy or .parquet files"),
         ("ok", ["x.npy", "y.npy", "--threads", "0"], "--threads must be at least 1, got 0"),
         ("ok", ["x.npy", "y.npy", "--probabilities", "--pos-weight", "2"], "--pos-weight applies to logits"),
+        ("ok", ["--demo", "--probabilities"], "the demo data are logits; --probabilities does not apply"),
+        ("ok", ["--demo", "x.npy"], "--demo scores built-in data; give no input files with it"),
     ],
 )  # fmt: skip
 def test_bad_input_is_a_message_not_a_traceback(tmp_path, setup, args, message):

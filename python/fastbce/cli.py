@@ -69,6 +69,8 @@ def open_source(args: argparse.Namespace) -> Source:
     if args.demo or not paths:
         if paths:
             raise InputError("--demo scores built-in data; give no input files with it")
+        if args.probabilities:
+            raise InputError("the demo data are logits; --probabilities does not apply to them")
         return SyntheticSource(rows=args.demo_rows)
     if len(paths) == 2:
         for p in paths:
