@@ -8,8 +8,20 @@ from typing import Any, Optional, Tuple
 import mpmath
 import numpy as np
 
+import fastbce as fb
+
 LOGITS = "bce_with_logits"
 PROBS = "bce"
+
+# The functions under test for each loss: (loss, gradient, both in one pass).
+FUNCS = {
+    LOGITS: (
+        fb.binary_cross_entropy_with_logits,
+        fb.binary_cross_entropy_with_logits_grad,
+        fb.binary_cross_entropy_with_logits_value_and_grad,
+    ),
+    PROBS: (fb.binary_cross_entropy, fb.binary_cross_entropy_grad, fb.binary_cross_entropy_value_and_grad),
+}
 
 
 def _softplus(z: np.ndarray) -> np.ndarray:

@@ -13,16 +13,7 @@ from hypothesis.extra import numpy as hnp
 import fastbce as fb
 
 from layouts import LAYOUTS, in_layout
-from reference import LOGITS, PROBS, assert_close, elements
-
-FUNCS = {
-    LOGITS: (
-        fb.binary_cross_entropy_with_logits,
-        fb.binary_cross_entropy_with_logits_grad,
-        fb.binary_cross_entropy_with_logits_value_and_grad,
-    ),
-    PROBS: (fb.binary_cross_entropy, fb.binary_cross_entropy_grad, fb.binary_cross_entropy_value_and_grad),
-}
+from reference import FUNCS, LOGITS, PROBS, assert_close, elements
 
 
 @st.composite

@@ -11,7 +11,7 @@ import pytest
 
 import fastbce as fb
 
-from reference import LOGITS, assert_close, elements
+from reference import FUNCS, LOGITS, assert_close, elements
 
 DATA = Path(__file__).parent / "data"
 CASES = json.loads((DATA / "golden.json").read_text())["cases"]
@@ -19,15 +19,6 @@ ARRAYS = np.load(DATA / "golden.npz")
 
 # Relative tolerances of DESIGN.md, by input dtype.
 RTOL = {"float64": 1e-12, "float32": 1e-6, "float16": 1e-3}
-
-FUNCS = {
-    LOGITS: (
-        fb.binary_cross_entropy_with_logits,
-        fb.binary_cross_entropy_with_logits_grad,
-        fb.binary_cross_entropy_with_logits_value_and_grad,
-    ),
-    "bce": (fb.binary_cross_entropy, fb.binary_cross_entropy_grad, fb.binary_cross_entropy_value_and_grad),
-}
 
 
 def test_golden_file_is_complete():

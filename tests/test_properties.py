@@ -8,23 +8,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import fastbce as fb
-
 from layouts import LAYOUTS, broadcastable_shape, in_layout
-from reference import LOGITS, PROBS, assert_close, reference
+from reference import FUNCS, LOGITS, PROBS, assert_close, reference
 
 # Relative tolerance by input dtype: results are rounded to it.
 RTOL = {np.float16: 2e-3, np.float32: 2e-6, np.float64: 1e-13}
 TARGET_KINDS = ("same", "float32", "float64", "bool", "uint8", "int64", "soft")
-
-FUNCS = {
-    LOGITS: (
-        fb.binary_cross_entropy_with_logits,
-        fb.binary_cross_entropy_with_logits_grad,
-        fb.binary_cross_entropy_with_logits_value_and_grad,
-    ),
-    PROBS: (fb.binary_cross_entropy, fb.binary_cross_entropy_grad, fb.binary_cross_entropy_value_and_grad),
-}
 
 
 @st.composite

@@ -39,33 +39,33 @@ __all__ = [
 ]
 
 
+def _spread(name: str, value: Any, x: Any) -> Any:
+    """`value` broadcast to the input `x` as a Dask array with its chunks
+    (per block a view with zero strides); None stays None."""
+    if value is None:
+        return None
+    arr = value if isinstance(value, da.Array) else da.asarray(np.asarray(value))
+    try:
+        joint = np.broadcast_shapes(arr.shape, x.shape)
+    except ValueError:
+        joint = None
+    if joint != x.shape:
+        raise ValueError(f"{name} of shape {arr.shape} does not broadcast to the input shape {x.shape}")
+    # Chunk the axes it shares with the input as the input is chunked.
+    lead = x.ndim - arr.ndim
+    arr = arr.rechunk(tuple(x.chunks[lead + d] if n != 1 else (1,) for d, n in enumerate(arr.shape)))
+    return da.broadcast_to(arr, x.shape, chunks=x.chunks)
+
+
 def _operands(input: Any, target: Any, weight: Any, pos_weight: Any) -> Tuple[Any, ...]:
-    """The operands as Dask arrays with the input's chunks; weights are
-    broadcast per block as views."""
+    """The operands as Dask arrays with the input's chunks (see `_spread`)."""
     x = input if isinstance(input, da.Array) else da.asarray(input)
     y = da.asarray(target)
     if y.shape != x.shape:
         raise ValueError(
             f"target must have the same shape as input, got target shape {y.shape} and input shape {x.shape}"
         )
-    y = y.rechunk(x.chunks)
-
-    def spread(name: str, value: Any) -> Any:
-        if value is None:
-            return None
-        arr = value if isinstance(value, da.Array) else da.asarray(np.asarray(value))
-        try:
-            joint = np.broadcast_shapes(arr.shape, x.shape)
-        except ValueError:
-            joint = None
-        if joint != x.shape:
-            raise ValueError(f"{name} of shape {arr.shape} does not broadcast to the input shape {x.shape}")
-        # Chunk the axes it shares with the input as the input is chunked.
-        lead = x.ndim - arr.ndim
-        arr = arr.rechunk(tuple(x.chunks[lead + d] if n != 1 else (1,) for d, n in enumerate(arr.shape)))
-        return da.broadcast_to(arr, x.shape, chunks=x.chunks)
-
-    return x, y, spread("weight", weight), spread("pos_weight", pos_weight)
+    return x, y.rechunk(x.chunks), _spread("weight", weight, x), _spread("pos_weight", pos_weight, x)
 
 
 def _blocks(fn: Any, x: Any, y: Any, w: Any, pw: Any, **kwargs: Any) -> Any:
@@ -147,7 +147,7 @@ def _grad(
         if g_kept != kept:
             raise ValueError(f"grad_output of shape {g.shape} does not broadcast to the reduced shape {kept}")
         g_full = da.expand_dims(da.broadcast_to(da.asarray(g), kept), axes)
-        go = _operands(x, x, g_full, None)[2]
+        go = _spread("grad_output", g_full, x)
     dtype = result_dtype(x.dtype)
 
     def block(xb: Any, yb: Any, *rest: Any) -> Any:
