@@ -8,6 +8,7 @@ use numpy::npyffi::{_PyArray_GET_ITEM_DATA, flags::NPY_ARRAY_WRITEABLE};
 use numpy::{PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyString;
 
 pyo3::create_exception!(
     _core,
@@ -168,6 +169,100 @@ fn bce(
     })
 }
 
+/// The mean or sum of the loss (`reduction`), as a NumPy scalar of the
+/// result dtype, for the common call: NumPy arrays of supported dtypes in
+/// native byte order, a target of the input's shape, weights that broadcast
+/// to it, no outputs. Returns None for anything else: the Python package
+/// then checks the arguments (raising the documented error) or converts
+/// them. Kernel errors (probabilities out of range) are raised.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn reduced_loss<'py>(
+    py: Python<'py>,
+    probabilities: bool,
+    input: &Bound<'py, PyAny>,
+    target: &Bound<'py, PyAny>,
+    weight: &Bound<'py, PyAny>,
+    pos_weight: &Bound<'py, PyAny>,
+    reduction: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let mean = match reduction.cast::<PyString>().map(|r| r.to_str()) {
+        Ok(Ok("mean")) => true,
+        Ok(Ok("sum")) => false,
+        _ => return Ok(None),
+    };
+    let (Ok(x), Ok(y)) = (input.cast::<PyUntypedArray>(), target.cast::<PyUntypedArray>()) else {
+        return Ok(None);
+    };
+    let (Some(w), Some(pw)) = (optional_array(weight), optional_array(pos_weight)) else {
+        return Ok(None);
+    };
+    let shape = x.shape();
+    if y.shape() != shape {
+        return Ok(None);
+    }
+    let operands = (|| -> PyResult<_> {
+        Ok((
+            view(x, "input")?,
+            view(y, "target")?,
+            broadcast_view(w, shape, "weight")?,
+            broadcast_view(pw, shape, "pos_weight")?,
+        ))
+    })();
+    let Ok((input_view, target_view, weight_view, pos_weight_view)) = operands else {
+        return Ok(None);
+    };
+    let dtype = input_view.dtype();
+    let loss = if probabilities { Loss::Probabilities } else { Loss::Logits };
+    let mut req = LossRequest::new(loss, input_view, target_view);
+    req.weight = weight_view;
+    req.pos_weight = pos_weight_view;
+    let sum = if x.len() >= DETACH_MIN_LEN { py.detach(|| kernels::loss(&mut req)) } else { kernels::loss(&mut req) }?;
+    let n = x.len();
+    let value = match (mean, n) {
+        (false, _) => sum,
+        (true, 0) => f64::NAN,
+        (true, n) => sum / n as f64,
+    };
+    float_scalar(py, value, dtype, x).map(Some)
+}
+
+/// `Some(None)` for None, `Some(array)` for a NumPy array, `None` otherwise.
+fn optional_array<'a, 'py>(arg: &'a Bound<'py, PyAny>) -> Option<Option<&'a Bound<'py, PyUntypedArray>>> {
+    if arg.is_none() { Some(None) } else { arg.cast::<PyUntypedArray>().ok().map(Some) }
+}
+
+/// `value` as a NumPy scalar of the result dtype of `input_dtype` (its own
+/// float type, float64 for integer and bool input).
+fn float_scalar<'py>(
+    py: Python<'py>,
+    value: f64,
+    input_dtype: DType,
+    input: &Bound<'py, PyUntypedArray>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let (bytes, descr) = match input_dtype {
+        DType::F16 => (u64::from(half::f16::from_f64(value).to_bits()), input.dtype()),
+        DType::F32 => (u64::from((value as f32).to_bits()), input.dtype()),
+        _ => (value.to_bits(), numpy::dtype::<f64>(py)),
+    };
+    // The value's bytes lead in memory on little-endian targets; move them
+    // there on big-endian ones.
+    let bytes = if cfg!(target_endian = "big") { bytes << (64 - 8 * descr.itemsize()) } else { bytes };
+    // SAFETY: `descr` is a native float dtype of at most 8 bytes, and `bytes`
+    // holds a value of it in its first `itemsize` bytes; PyArray_Scalar
+    // copies them (it borrows `descr`, and needs no base for float types)
+    // and returns a new reference or NULL with an exception set.
+    unsafe {
+        let ptr = numpy::PY_ARRAY_API.PyArray_Scalar(
+            py,
+            &bytes as *const u64 as *mut std::ffi::c_void,
+            descr.as_dtype_ptr(),
+            std::ptr::null_mut(),
+        );
+        Bound::from_owned_ptr_or_err(py, ptr)
+    }
+}
+
 /// Writes the logistic sigmoid of `input` into `out` (`fresh`: just allocated).
 #[pyfunction]
 #[pyo3(signature = (input, out, fresh=false))]
@@ -228,6 +323,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PARALLEL_MIN_LEN_F64", kernels::PARALLEL_MIN_LEN_F64)?;
     m.add("OverlapError", m.py().get_type::<OverlapError>())?;
     m.add_function(wrap_pyfunction!(bce, m)?)?;
+    m.add_function(wrap_pyfunction!(reduced_loss, m)?)?;
     m.add_function(wrap_pyfunction!(sigmoid, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;

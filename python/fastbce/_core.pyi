@@ -14,6 +14,7 @@ __all__ = [
     "bce",
     "get_num_threads",
     "get_simd_level",
+    "reduced_loss",
     "set_num_threads",
     "set_simd_level",
     "sigmoid",
@@ -60,6 +61,9 @@ def bce(
     exact: Literal[True],
     fresh: bool = False,
 ) -> list[float]: ...
+def reduced_loss(
+    probabilities: bool, input: object, target: object, weight: object, pos_weight: object, reduction: object
+) -> Optional[Any]: ...
 def sigmoid(input: NDArray[Any], out: NDArray[Any], fresh: bool = False) -> None: ...
 def get_num_threads() -> int: ...
 def set_num_threads(n: int) -> None: ...

@@ -105,6 +105,7 @@ def check_out(out: object, shape: Tuple[int, ...], dtype: np.dtype[Any], what: s
 
 
 _ndarray = np.ndarray
+_reduced_loss = _core.reduced_loss
 
 
 def _checked(
@@ -431,6 +432,11 @@ def binary_cross_entropy_with_logits(
     >>> fb.binary_cross_entropy_with_logits(x, y, reduction="none").shape
     (3, 3)
     """
+    if out is None and axis is None:
+        # The common call in one step; None means "check and convert first".
+        loss = _reduced_loss(False, input, target, weight, pos_weight, reduction)
+        if loss is not None:
+            return loss
     loss, _ = _evaluate(False, input, target, weight, pos_weight, reduction, value=True, grad=False, out=out, axis=axis)
     assert loss is not None
     return loss
@@ -492,6 +498,10 @@ def binary_cross_entropy(
     >>> print(f"{fb.binary_cross_entropy(p, y):.6f}")
     0.279777
     """
+    if out is None and axis is None:
+        loss = _reduced_loss(True, input, target, weight, None, reduction)
+        if loss is not None:
+            return loss
     loss, _ = _evaluate(True, input, target, weight, None, reduction, value=True, grad=False, out=out, axis=axis)
     assert loss is not None
     return loss

@@ -410,8 +410,14 @@ impl<O> Walk<'_, '_, '_, O> {
                 axis = Some((first, vec![0.0; ((last - first) / 8 + 1) as usize]));
             }
         }
-        // Absent operands read as ones; the rest is written before it is read.
-        let mut ins = [[C::ONE; BLOCK]; NIN];
+        // Absent operands read as ones; the buffers are written before they
+        // are read (zeros are the cheapest fill).
+        let ones = [C::ONE; BLOCK];
+        let mut ins = [[C::ZERO; BLOCK]; NIN];
+        let mut present = [false; NIN];
+        for (slot, _) in self.ins {
+            present[*slot] = true;
+        }
         let mut value = [C::ZERO; BLOCK];
         let mut grad = [C::ZERO; BLOCK];
         let mut segments: Small<Segment> = Small::new();
@@ -496,7 +502,8 @@ impl<O> Walk<'_, '_, '_, O> {
                     // written below, after the views are gone, and other
                     // tasks write other elements.
                     Some(p) => unsafe { std::slice::from_raw_parts(p, len) },
-                    None => &ins[s][..len],
+                    None if present[s] => &ins[s][..len],
+                    None => &ones[..len],
                 });
                 self.op.apply::<FMA>(views, &mut value[..len], &mut grad[..len])?;
             }
