@@ -71,6 +71,50 @@ def test_result_dtypes(dtype, result):
     assert_close(mean, want, 1e-3)
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int8, np.uint16, bool])
+@pytest.mark.parametrize("probabilities", [False, True])
+def test_the_one_step_reduction_equals_the_checked_path(dtype, probabilities):
+    # A mean or sum of plain arrays is one native call (checks, kernel and
+    # scalar in Rust); `axis` over every axis takes the Python path.
+    rng = np.random.default_rng(7)
+    x = rng.uniform(0.0 if probabilities else -4.0, 1.0 if probabilities else 4.0, (30, 7))
+    x = (x > 0.5 if dtype is bool else x).astype(dtype)
+    if np.issubdtype(dtype, np.integer) and probabilities:
+        x = (x > 0).astype(dtype)
+    y = rng.random((30, 7)) < 0.4
+    f = fb.binary_cross_entropy if probabilities else fb.binary_cross_entropy_with_logits
+    weights = [{}, {"weight": rng.uniform(0.5, 2.0, 7).astype(np.float32)}]
+    if not probabilities:
+        weights.append({"pos_weight": rng.uniform(0.5, 3.0, (30, 1)), "weight": np.float64(2.0)})
+    for kwargs in weights:
+        for reduction in ("mean", "sum"):
+            fast = f(x, y, reduction=reduction, **kwargs)
+            checked = f(x, y, reduction=reduction, axis=(0, 1), **kwargs)
+            assert type(fast) is type(checked) is fb.binary_cross_entropy_with_logits(x[:1], y[:1]).dtype.type
+            assert fast.tobytes() == checked.tobytes()
+
+
+def test_the_one_step_reduction_leaves_other_calls_to_python():
+    from fastbce import _core
+
+    x = np.zeros(3, np.float32)
+    declined = [
+        ([0.0, 1.0, 2.0], x, None, None, "mean"),
+        (x, x.reshape(3, 1), None, None, "mean"),
+        (x, x, np.ones(2), None, "mean"),
+        (x, x, None, 2.0, "sum"),
+        (x, x, None, None, "none"),
+        (x, x, None, None, b"mean"),
+        (x, x.astype(">f4"), None, None, "mean"),
+        (x, x.astype(np.complex64), None, None, "mean"),
+    ]
+    for args in declined:
+        assert _core.reduced_loss(False, *args) is None, args
+    assert _core.reduced_loss(False, x, x, None, None, "sum") == np.float32(3 * np.float64(np.float32(np.log(2))))
+    with pytest.raises(ValueError, match="input should be between 0 and 1"):
+        _core.reduced_loss(True, x - 1, x, None, None, "mean")
+
+
 def test_lists_and_scalars_are_accepted():
     assert_close(
         fb.binary_cross_entropy_with_logits([1.0, -2.0], [1, 0]), reference(LOGITS, [1.0, -2.0], [1, 0])[0], 1e-15
