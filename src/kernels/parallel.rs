@@ -37,6 +37,10 @@ fn parallel_min_len<C: Real>() -> usize {
 /// of the output before overwriting it.
 const STREAM_MIN_BYTES: usize = 16 << 20;
 
+/// Bytes of the widest vector register (AVX-512): a partial block is
+/// computed over a multiple of this.
+const VECTOR_BYTES: usize = 64;
+
 /// The longest period of a repeating operand read from a buffer (see
 /// `Plan::periods`); longer ones are gathered run by run.
 const MAX_PERIOD: usize = 4096;
@@ -466,6 +470,12 @@ impl<O> Walk<'_, '_, '_, O> {
                     filled += take;
                 }
             }
+            // A partial (last) block is computed over whole vectors: its
+            // operands are gathered into the buffers, whose lanes past `len`
+            // hold zeros or values of earlier blocks, and the extra results
+            // are dropped. A scalar remainder loop would cost more.
+            let partial = len < BLOCK;
+            let padded = if partial { len.next_multiple_of(VECTOR_BYTES / std::mem::size_of::<C>()) } else { len };
             let mut direct: [Option<*const C>; NIN] = [None; NIN];
             for (k, (slot, arr)) in self.ins.iter().enumerate() {
                 if let Some((repeat, stride)) = repeating(k) {
@@ -486,7 +496,7 @@ impl<O> Walk<'_, '_, '_, O> {
                     let at = self.base[k] + start as isize * stride;
                     // SAFETY (both): elements `start..start + len` of the walk
                     // lie on this array's line at `base + i * stride`.
-                    direct[*slot] = unsafe { arr.contiguous::<C>(at, stride) };
+                    direct[*slot] = if partial { None } else { unsafe { arr.contiguous::<C>(at, stride) } };
                     if direct[*slot].is_none() {
                         unsafe { arr.gather(at, stride, &mut ins[*slot][..len]) };
                     }
@@ -495,17 +505,18 @@ impl<O> Walk<'_, '_, '_, O> {
             {
                 let views: [&[C]; NIN] = std::array::from_fn(|s| match direct[s] {
                     // SAFETY: the pointer is into a periodic buffer (which
-                    // holds `start % period + len` values and outlives the
-                    // views), or `contiguous` vouched for `len` aligned
-                    // elements of the compute type along the array's line.
-                    // Nothing writes them while the view lives: outputs are
-                    // written below, after the views are gone, and other
-                    // tasks write other elements.
-                    Some(p) => unsafe { std::slice::from_raw_parts(p, len) },
-                    None if present[s] => &ins[s][..len],
-                    None => &ones[..len],
+                    // holds `start % period + BLOCK` values and outlives the
+                    // views), or, in a full block (`padded == len`),
+                    // `contiguous` vouched for `len` aligned elements of the
+                    // compute type along the array's line. Nothing writes
+                    // them while the view lives: outputs are written below,
+                    // after the views are gone, and other tasks write other
+                    // elements.
+                    Some(p) => unsafe { std::slice::from_raw_parts(p, padded) },
+                    None if present[s] => &ins[s][..padded],
+                    None => &ones[..padded],
                 });
-                self.op.apply::<FMA>(views, &mut value[..len], &mut grad[..len])?;
+                self.op.apply::<FMA>(views, &mut value[..padded], &mut grad[..padded])?;
             }
             if self.sum {
                 lanes.add(&value[..len]);
