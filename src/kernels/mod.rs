@@ -16,9 +16,11 @@ mod probs;
 mod reduce;
 mod simd;
 
-/// Per-axis or per-operand values: arrays rarely have more than 8 axes and
-/// a call has at most 7 operands, so these stay off the heap.
-pub(crate) type Small<T> = smallvec::SmallVec<[T; 8]>;
+/// Per-axis or per-operand values, built and moved several times per call:
+/// small enough that copying them costs little against a 100-element call,
+/// large enough that common calls (up to 4 axes; input, target and two more
+/// operands) stay off the heap.
+pub(crate) type Small<T> = smallvec::SmallVec<[T; 4]>;
 
 pub use array::{ArrayMut, ArrayRef, c_strides};
 pub use elem::{Bool8, DType};

@@ -253,11 +253,14 @@ pub(crate) fn drive<C: Real, O: BlockOp<C>>(
         .chain(acc_strides.as_deref())
         .collect();
     let plan = Plan::new(shape, &strides);
+    let flat = plan.flat_strides();
+    // Only operands that are not flat can repeat (the common call has none).
+    let all_flat = flat.iter().all(Option::is_some);
     let walk = Walk {
         plan: &plan,
-        flat: plan.flat_strides(),
-        periodic: plan.periods(MAX_PERIOD),
-        repeating: plan.repeats(),
+        periodic: if all_flat { smallvec::smallvec![None; flat.len()] } else { plan.periods(MAX_PERIOD) },
+        repeating: if all_flat { smallvec::smallvec![None; flat.len()] } else { plan.repeats() },
+        flat,
         inner: plan.inner_strides(),
         base: plan.base().into(),
         ins: &ins,
