@@ -32,6 +32,8 @@ pub trait Real:
     const DTYPE: DType;
     const ZERO: Self;
     const ONE: Self;
+    /// A block of ones: what an absent operand reads.
+    const ONES: &'static [Self];
     /// Smallest denominator of the probability gradient, as in PyTorch.
     const GRAD_EPS: Self;
     /// Lower clamp of each log of the probability loss, as in PyTorch.
@@ -100,6 +102,7 @@ macro_rules! real_common {
         const DTYPE: DType = <$t as Elem>::DTYPE;
         const ZERO: Self = 0.0;
         const ONE: Self = 1.0;
+        const ONES: &'static [Self] = &[1.0; 256];
         const GRAD_EPS: Self = 1e-12;
         const LOG_FLOOR: Self = -100.0;
 

@@ -8,6 +8,7 @@ use super::reduce::{ExactSum, Lanes};
 use super::simd::{Kernel, dispatch};
 use super::{KernelError, Small};
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -40,6 +41,40 @@ const STREAM_MIN_BYTES: usize = 16 << 20;
 /// Bytes of the widest vector register (AVX-512): a partial block is
 /// computed over a multiple of this.
 const VECTOR_BYTES: usize = 64;
+
+/// A block buffer, zeroed on first use: most calls read their operands in
+/// place and never need theirs (zeroing them all costs as much as the math
+/// of a small call).
+struct LazyBlock<C> {
+    data: MaybeUninit<[C; BLOCK]>,
+    ready: bool,
+}
+
+impl<C: Real> LazyBlock<C> {
+    fn new() -> Self {
+        LazyBlock { data: MaybeUninit::uninit(), ready: false }
+    }
+
+    /// The buffer, to write.
+    #[inline(always)]
+    fn get(&mut self) -> &mut [C; BLOCK] {
+        if !self.ready {
+            self.data.write([C::ZERO; BLOCK]);
+            self.ready = true;
+        }
+        // SAFETY: `data` was initialized above or by an earlier call.
+        unsafe { self.data.assume_init_mut() }
+    }
+
+    /// The buffer, if it was ever written.
+    #[inline(always)]
+    fn read(&self) -> Option<&[C; BLOCK]> {
+        // SAFETY: `ready` is set only once `data` is initialized.
+        self.ready.then(|| unsafe { self.data.assume_init_ref() })
+    }
+}
+
+const _: () = assert!(f32::ONES.len() >= BLOCK && f64::ONES.len() >= BLOCK);
 
 /// The longest period of a repeating operand read from a buffer (see
 /// `Plan::periods`); longer ones are gathered run by run.
@@ -417,14 +452,9 @@ impl<O> Walk<'_, '_, '_, O> {
                 axis = Some((first, vec![0.0; ((last - first) / 8 + 1) as usize]));
             }
         }
-        // Absent operands read as ones; the buffers are written before they
-        // are read (zeros are the cheapest fill).
-        let ones = [C::ONE; BLOCK];
-        let mut ins = [[C::ZERO; BLOCK]; NIN];
-        let mut present = [false; NIN];
-        for (slot, _) in self.ins {
-            present[*slot] = true;
-        }
+        // Absent operands read as ones; present ones not read in place are
+        // converted into these buffers.
+        let mut ins: [LazyBlock<C>; NIN] = std::array::from_fn(|_| LazyBlock::new());
         let mut value = [C::ZERO; BLOCK];
         let mut grad = [C::ZERO; BLOCK];
         let mut segments: Small<Segment> = Small::new();
@@ -462,7 +492,7 @@ impl<O> Walk<'_, '_, '_, O> {
                     for (k, (slot, arr)) in self.ins.iter().enumerate().filter(|(k, _)| gathered(*k)) {
                         // SAFETY: the run's offset and inner stride come from
                         // the plan of this array; `take` elements remain in it.
-                        unsafe { arr.gather(offsets[k], self.inner[k], &mut ins[*slot][filled..filled + take]) };
+                        unsafe { arr.gather(offsets[k], self.inner[k], &mut ins[*slot].get()[filled..filled + take]) };
                     }
                     if runs_axis || self.outs.iter().enumerate().any(|(k, _)| self.flat[nin + k].is_none()) {
                         let axis = if runs_axis { offsets[acc] } else { 0 };
@@ -488,7 +518,7 @@ impl<O> Walk<'_, '_, '_, O> {
                         let at = self.base[k] + (i / repeat) as isize * stride;
                         // SAFETY: elements `i..i + take` of the walk all sit
                         // at this one element of the array.
-                        unsafe { arr.gather(at, 0, &mut ins[*slot][i - start..i - start + take]) };
+                        unsafe { arr.gather(at, 0, &mut ins[*slot].get()[i - start..i - start + take]) };
                         i += take;
                     }
                 }
@@ -501,7 +531,7 @@ impl<O> Walk<'_, '_, '_, O> {
                     // lie on this array's line at `base + i * stride`.
                     direct[*slot] = if partial { None } else { unsafe { arr.contiguous::<C>(at, stride) } };
                     if direct[*slot].is_none() {
-                        unsafe { arr.gather(at, stride, &mut ins[*slot][..len]) };
+                        unsafe { arr.gather(at, stride, &mut ins[*slot].get()[..len]) };
                     }
                 }
             }
@@ -516,8 +546,7 @@ impl<O> Walk<'_, '_, '_, O> {
                     // after the views are gone, and other tasks write other
                     // elements.
                     Some(p) => unsafe { std::slice::from_raw_parts(p, padded) },
-                    None if present[s] => &ins[s][..padded],
-                    None => &ones[..padded],
+                    None => ins[s].read().map_or(&C::ONES[..padded], |b| &b[..padded]),
                 });
                 self.op.apply::<FMA>(views, &mut value[..padded], &mut grad[..padded])?;
             }
