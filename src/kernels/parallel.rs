@@ -9,7 +9,7 @@ use super::simd::{Kernel, dispatch};
 use super::{KernelError, Small};
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 /// Elements per reduction chunk: the fixed grid that makes sums independent
@@ -122,10 +122,12 @@ pub fn set_num_threads(n: usize) -> Result<(), KernelError> {
 }
 
 /// Runs `chunk(c)` for every chunk index `c < chunks` on `threads` threads
-/// and hands the results to `consume` in chunk order: the calling thread
-/// and `threads - 1` pool threads take chunks in turn from a shared counter
-/// (so the caller works instead of waiting, and a late helper takes less).
-/// Stops at an error.
+/// and hands the results to `consume` in chunk order. The chunks are cut
+/// into one contiguous part per thread (the caller takes part 0, so it works
+/// instead of waiting); a thread done with its part takes chunks from the
+/// next parts. Repeated calls on the same arrays thus give each thread the
+/// same part, which may still be in its core's cache, while a late or slow
+/// helper's part is taken over. Stops at an error.
 fn run_chunks<R, F>(chunks: usize, threads: usize, chunk: F, mut consume: impl FnMut(R)) -> Result<(), KernelError>
 where
     R: Send + Sync,
@@ -138,32 +140,38 @@ where
         }
         return Ok(());
     }
-    let next = AtomicUsize::new(0);
+    let parts = helpers + 1;
+    let start = |part: usize| part * chunks / parts;
+    // The next chunk to take of each part.
+    let next: Vec<AtomicUsize> = (0..parts).map(|p| AtomicUsize::new(start(p))).collect();
+    let stop = AtomicBool::new(false);
     let results: Vec<OnceLock<R>> = (0..chunks).map(|_| OnceLock::new()).collect();
     let failure: Mutex<Option<KernelError>> = Mutex::new(None);
-    let work = || {
-        loop {
-            let c = next.fetch_add(1, Ordering::Relaxed);
-            if c >= chunks {
-                break;
-            }
-            match chunk(c) {
-                Ok(r) => {
-                    let _ = results[c].set(r);
-                }
-                Err(e) => {
-                    next.store(chunks, Ordering::Relaxed);
-                    failure.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(e);
+    let work = |me: usize| {
+        for part in (me..parts).chain(0..me) {
+            while !stop.load(Ordering::Relaxed) {
+                let c = next[part].fetch_add(1, Ordering::Relaxed);
+                if c >= start(part + 1) {
                     break;
+                }
+                match chunk(c) {
+                    Ok(r) => {
+                        let _ = results[c].set(r);
+                    }
+                    Err(e) => {
+                        stop.store(true, Ordering::Relaxed);
+                        failure.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(e);
+                    }
                 }
             }
         }
     };
     pool(helpers)?.in_place_scope(|scope| {
-        for _ in 0..helpers {
-            scope.spawn(|_| work());
+        for me in 1..parts {
+            let work = &work;
+            scope.spawn(move |_| work(me));
         }
-        work();
+        work(0);
     });
     // The scope has joined every helper, so their stores are visible.
     if let Some(e) = failure.into_inner().unwrap_or_else(PoisonError::into_inner) {
