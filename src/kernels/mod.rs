@@ -7,6 +7,7 @@
 //! buffers, and results are summed in float64 or written out.
 
 mod array;
+mod crew;
 mod elem;
 mod layout;
 mod logits;

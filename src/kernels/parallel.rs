@@ -2,6 +2,7 @@
 //! thread or many, with the same result either way.
 
 use super::array::{ArrayMut, ArrayRef, check_outputs, fence};
+use super::crew::run_parts;
 use super::layout::Plan;
 use super::math::Real;
 use super::reduce::{ExactSum, Lanes};
@@ -10,7 +11,7 @@ use super::{KernelError, Small};
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// Elements per reduction chunk: the fixed grid that makes sums independent
 /// of the thread count. Chunk partials are combined exactly.
@@ -18,15 +19,14 @@ pub const CHUNK: usize = 8192;
 /// Elements per block: operands are converted into L1-resident buffers of
 /// this many compute values, and the math runs on those.
 const BLOCK: usize = 256;
-/// Below this many elements a call stays on the calling thread: waking a
-/// helper costs tens of microseconds, so threads pay only for work longer
-/// than that. Measured with `benches/bench.py`-style timing of the mean and
-/// the gradient on 2 cores: a second thread first pays at about 1e5 float32
-/// elements (float32 computes in about 1 ns an element) and at about 5e4
-/// float64 elements.
-pub const PARALLEL_MIN_LEN_F32: usize = 1 << 17;
+/// Below this many elements a call stays on the calling thread. Measured
+/// with `python benches/bench.py --scaling` (1 against 2 threads, mean and
+/// value+gradient, back-to-back calls) on 2 cores: a second thread gives
+/// 1.7-1.8x from 2^16 float32 and 2^15 float64 elements (about 50 us and
+/// 30 us of work), and nothing below about 2^15 float32 elements.
+pub const PARALLEL_MIN_LEN_F32: usize = 1 << 16;
 /// See [`PARALLEL_MIN_LEN_F32`].
-pub const PARALLEL_MIN_LEN_F64: usize = 1 << 16;
+pub const PARALLEL_MIN_LEN_F64: usize = 1 << 15;
 
 /// The parallel threshold of compute type `C`.
 fn parallel_min_len<C: Real>() -> usize {
@@ -94,7 +94,6 @@ pub(crate) trait BlockOp<C: Real>: Sync {
 }
 
 static NUM_THREADS: AtomicUsize = AtomicUsize::new(0);
-static POOL: Mutex<Option<Arc<rayon::ThreadPool>>> = Mutex::new(None);
 
 /// The threads the machine offers this process (read once: asking the
 /// system costs microseconds).
@@ -148,6 +147,7 @@ where
     let results: Vec<OnceLock<R>> = (0..chunks).map(|_| OnceLock::new()).collect();
     let failure: Mutex<Option<KernelError>> = Mutex::new(None);
     let work = |me: usize| {
+        let mut done = 0;
         for part in (me..parts).chain(0..me) {
             while !stop.load(Ordering::Relaxed) {
                 let c = next[part].fetch_add(1, Ordering::Relaxed);
@@ -163,17 +163,15 @@ where
                         failure.lock().unwrap_or_else(PoisonError::into_inner).get_or_insert(e);
                     }
                 }
+                done += 1;
             }
         }
+        done
     };
-    pool(helpers)?.in_place_scope(|scope| {
-        for me in 1..parts {
-            let work = &work;
-            scope.spawn(move |_| work(me));
-        }
-        work(0);
-    });
-    // The scope has joined every helper, so their stores are visible.
+    run_parts(parts, &work)?;
+    // Every helper is done (its stores visible), and every chunk ran unless
+    // one failed: the threads that ran take over the parts of those that
+    // did not come.
     if let Some(e) = failure.into_inner().unwrap_or_else(PoisonError::into_inner) {
         return Err(e);
     }
@@ -184,22 +182,6 @@ where
         }
     }
     Ok(())
-}
-
-/// The pool of helper threads (one fewer than the threads a call uses).
-fn pool(threads: usize) -> Result<Arc<rayon::ThreadPool>, KernelError> {
-    let mut slot = POOL.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(pool) = slot.as_ref().filter(|p| p.current_num_threads() == threads) {
-        return Ok(Arc::clone(pool));
-    }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("fastbce-{i}"))
-        .build()
-        .map_err(|e| KernelError::ThreadPool(e.to_string()))?;
-    let pool = Arc::new(pool);
-    *slot = Some(Arc::clone(&pool));
-    Ok(pool)
 }
 
 /// Operands of one call, by slot.
