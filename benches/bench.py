@@ -8,6 +8,8 @@ Times are medians of several repeats; ratios come from the same run.
     python benches/bench.py --sizes 1e6,1e7,1e8 --cases mean --dtypes float32
     python benches/bench.py --peers numpy,c --threads 1 --markdown table.md
     python benches/bench.py --memory              # peak memory of a 1e8 mean
+    python benches/bench.py --small               # calls on 100 elements vs np.add
+    python benches/bench.py --scaling             # 1 vs 2 threads around the threshold
 
 Peers that are not installed are left out (PyTorch, JAX, numba); the C
 loop (benches/roofline.c, vectorized with glibc's libmvec under
@@ -359,6 +361,84 @@ print(before, peak_kib())
     )
 
 
+def markdown(header: List[str], rows: List[List[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def small_calls(repeats: int) -> str:
+    """The cost of calls on 100 elements, against a one-element np.add."""
+    one = np.ones(1, np.float32)
+    base = median_seconds(lambda: np.add(one, one), repeats)
+    rows = [["np.add", "float32", "1", fmt_time(base), "1.00"]]
+    rng = np.random.default_rng(0)
+    calls: List[tuple] = []
+    for dtype in (np.float32, np.float64):
+        x = rng.normal(0.0, 3.0, 100).astype(dtype)
+        y = (rng.random(100) < 0.3).astype(dtype)
+        out = np.empty_like(x)
+        calls += [
+            ("mean", dtype, lambda x=x, y=y: fb.binary_cross_entropy_with_logits(x, y)),
+            ("sum", dtype, lambda x=x, y=y: fb.binary_cross_entropy_with_logits(x, y, reduction="sum")),
+            (
+                "none, out=",
+                dtype,
+                lambda x=x, y=y, o=out: fb.binary_cross_entropy_with_logits(x, y, reduction="none", out=o),
+            ),
+            ("none", dtype, lambda x=x, y=y: fb.binary_cross_entropy_with_logits(x, y, reduction="none")),
+            ("grad, out=", dtype, lambda x=x, y=y, o=out: fb.binary_cross_entropy_with_logits_grad(x, y, out=o)),
+            ("value and grad", dtype, lambda x=x, y=y: fb.binary_cross_entropy_with_logits_value_and_grad(x, y)),
+        ]
+    try:
+        import torch
+        import torch.nn.functional as F
+
+        tx, ty = (torch.from_numpy(a.astype(np.float32)) for a in (x, y))
+        calls.append(("torch mean", np.float32, lambda: F.binary_cross_entropy_with_logits(tx, ty)))
+    except ImportError:
+        pass
+    for label, dtype, fn in calls:
+        t = median_seconds(fn, repeats)
+        rows.append([label, np.dtype(dtype).name, "100", fmt_time(t), f"{t / base:.2f}"])
+    return markdown(["call", "dtype", "N", "time", "× np.add"], rows)
+
+
+def scaling(repeats: int, dtypes: List[Any], threads: int) -> str:
+    """1 against `threads` threads over sizes around the parallel threshold,
+    calls back to back (how `PARALLEL_MIN_LEN_*` were chosen)."""
+    rows = []
+    rng = np.random.default_rng(0)
+    for dtype in dtypes:
+        for n in [2**k for k in range(13, 21)] + [10**6, 10**7]:
+            x = rng.normal(0.0, 3.0, n).astype(dtype)
+            y = (rng.random(n) < 0.3).astype(dtype)
+            out = np.empty_like(x)
+            for label, fn in (
+                ("mean", lambda x=x, y=y: fb.binary_cross_entropy_with_logits(x, y)),
+                (
+                    "value and grad",
+                    lambda x=x, y=y, o=out: fb.binary_cross_entropy_with_logits_value_and_grad(x, y, out=o),
+                ),
+            ):
+                times = {}
+                for k in (1, threads):
+                    with fb.num_threads(k):
+                        times[k] = median_seconds(fn, repeats)
+                speedup = times[1] / times[threads]
+                rows.append(
+                    [
+                        label,
+                        np.dtype(dtype).name,
+                        str(n),
+                        fmt_time(times[1]),
+                        fmt_time(times[threads]),
+                        f"{speedup:.2f}",
+                    ]
+                )
+                print(" | ".join(rows[-1]), flush=True)
+    return markdown(["call", "dtype", "N", "1 thread", f"{threads} threads", "speedup"], rows)
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1e3,1e5,1e6,1e7", help="comma-separated element counts")
@@ -370,11 +450,20 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--markdown", type=Path, help="also write the table to this file")
     ap.add_argument("--plot", type=Path, help="write a PNG of throughput against N (needs matplotlib)")
     ap.add_argument("--memory", action="store_true", help="measure the peak memory of a 1e8 float32 mean")
+    ap.add_argument("--small", action="store_true", help="time calls on 100 elements against np.add")
+    ap.add_argument("--scaling", action="store_true", help="time 1 against --threads threads around the threshold")
     args = ap.parse_args(argv)
 
     print(show_config_text())
     if args.memory:
         peak_memory_of_mean(10**8)
+        return
+    if args.small or args.scaling:
+        dtypes = [np.dtype(d).type for d in args.dtypes.split(",")]
+        text = small_calls(args.repeats) if args.small else scaling(args.repeats, dtypes, args.threads)
+        print("\n" + text)
+        if args.markdown:
+            args.markdown.write_text(text + "\n")
         return
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     dtypes = [np.dtype(d).type for d in args.dtypes.split(",")]
@@ -431,11 +520,10 @@ def main(argv: Optional[List[str]] = None) -> None:
                 results[(case, np.dtype(dtype).name, n)] = times
                 print(" | ".join(row), flush=True)
 
-    table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    table += ["| " + " | ".join(r) + " |" for r in rows]
-    print("\n" + "\n".join(table))
+    table = markdown(header, rows)
+    print("\n" + table)
     if args.markdown:
-        args.markdown.write_text("\n".join(table) + "\n")
+        args.markdown.write_text(table + "\n")
     if args.plot:
         plot(results, args.plot)
 
