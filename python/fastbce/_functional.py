@@ -3,7 +3,10 @@
 Every public function here checks its arguments, describes the arrays to
 the native kernels without copying them (weights are broadcast as views with
 zero strides), and turns the float64 sums the kernels return into NumPy
-scalars of the result dtype.
+scalars of the result dtype. The most common call, a mean or sum over NumPy
+arrays, is a single native call (`_core.reduced_loss`: checks, kernel and
+scalar in Rust, about 2x a one-element `np.add` for 100 elements); it
+declines (returns None) anything this module must check or convert first.
 """
 
 from __future__ import annotations
@@ -434,9 +437,9 @@ def binary_cross_entropy_with_logits(
     """
     if out is None and axis is None:
         # The common call in one step; None means "check and convert first".
-        loss = _reduced_loss(False, input, target, weight, pos_weight, reduction)
-        if loss is not None:
-            return loss
+        scalar = _reduced_loss(False, input, target, weight, pos_weight, reduction)
+        if scalar is not None:
+            return scalar
     loss, _ = _evaluate(False, input, target, weight, pos_weight, reduction, value=True, grad=False, out=out, axis=axis)
     assert loss is not None
     return loss
@@ -499,9 +502,9 @@ def binary_cross_entropy(
     0.279777
     """
     if out is None and axis is None:
-        loss = _reduced_loss(True, input, target, weight, None, reduction)
-        if loss is not None:
-            return loss
+        scalar = _reduced_loss(True, input, target, weight, None, reduction)
+        if scalar is not None:
+            return scalar
     loss, _ = _evaluate(True, input, target, weight, None, reduction, value=True, grad=False, out=out, axis=axis)
     assert loss is not None
     return loss

@@ -120,7 +120,8 @@ impl Drop for Withdraw<'_> {
         // that read the job before the null above is counted here until it
         // is done, and one that reads it later sees null.
         while crew.inside.load(SeqCst) != 0 {
-            std::hint::spin_loop();
+            // A helper on this very core needs it to finish.
+            std::thread::yield_now();
         }
     }
 }
