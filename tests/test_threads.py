@@ -97,6 +97,27 @@ def test_concurrent_python_threads_get_the_serial_results():
         np.testing.assert_array_equal(grad, want_grad)
 
 
+def _mean_bytes_in_child(x, y):
+    with fb.num_threads(2):
+        return [fb.binary_cross_entropy_with_logits(x, y).tobytes() for _ in range(3)]
+
+
+def test_a_forked_child_computes_with_its_own_threads(batch):
+    # The helper threads of the parent do not exist in a child made by fork
+    # (they may even be mid-call when it forks): the child makes its own.
+    import multiprocessing
+    import warnings
+
+    x, y, _ = batch
+    with fb.num_threads(2):
+        want = fb.binary_cross_entropy_with_logits(x, y).tobytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (Python 3.12+)
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            got = pool.apply_async(_mean_bytes_in_child, (x, y)).get(timeout=120)
+    assert got == [want] * 3
+
+
 def test_context_manager_restores_the_count_even_on_error():
     fb.set_num_threads(3)
     with pytest.raises(RuntimeError):

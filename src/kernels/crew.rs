@@ -32,6 +32,9 @@ struct Job<'a> {
 struct Crew {
     pool: rayon::ThreadPool,
     helpers: usize,
+    /// The process the threads run in: a child made by `fork` has none of
+    /// them (only the forking thread), so it makes its own crew.
+    pid: u32,
     /// The current job (a `*const Job`), or null.
     job: AtomicPtr<()>,
     /// Bumped for each job, so that a helper joins each job once.
@@ -46,10 +49,12 @@ struct Crew {
 
 static CREW: Mutex<Option<Arc<Crew>>> = Mutex::new(None);
 
-/// The crew of `helpers` threads (made anew when the count changes).
+/// The crew of `helpers` threads (made anew when the count changes, and
+/// in a forked child).
 fn crew(helpers: usize) -> Result<Arc<Crew>, KernelError> {
     let mut slot = CREW.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(crew) = slot.as_ref().filter(|c| c.helpers == helpers) {
+    let pid = std::process::id();
+    if let Some(crew) = slot.as_ref().filter(|c| c.helpers == helpers && c.pid == pid) {
         return Ok(Arc::clone(crew));
     }
     let pool = rayon::ThreadPoolBuilder::new()
@@ -60,6 +65,7 @@ fn crew(helpers: usize) -> Result<Arc<Crew>, KernelError> {
     let crew = Arc::new(Crew {
         pool,
         helpers,
+        pid,
         job: AtomicPtr::new(std::ptr::null_mut()),
         epoch: AtomicUsize::new(0),
         inside: AtomicUsize::new(0),
