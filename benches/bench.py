@@ -393,8 +393,11 @@ def small_calls(repeats: int) -> str:
         import torch
         import torch.nn.functional as F
 
+        # One thread: with OMP_WAIT_POLICY=PASSIVE (set above), PyTorch's
+        # OpenMP pool would cost it tens of microseconds per small call.
+        torch.set_num_threads(1)
         tx, ty = (torch.from_numpy(a.astype(np.float32)) for a in (x, y))
-        calls.append(("torch mean", np.float32, lambda: F.binary_cross_entropy_with_logits(tx, ty)))
+        calls.append(("torch mean, 1 thread", np.float32, lambda: F.binary_cross_entropy_with_logits(tx, ty)))
     except ImportError:
         pass
     for label, dtype, fn in calls:

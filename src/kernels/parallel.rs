@@ -22,8 +22,8 @@ const BLOCK: usize = 256;
 /// Below this many elements a call stays on the calling thread. Measured
 /// with `python benches/bench.py --scaling` (1 against 2 threads, mean and
 /// value+gradient, back-to-back calls) on 2 cores: a second thread gives
-/// 1.7-1.8x from 2^16 float32 and 2^15 float64 elements (about 50 us and
-/// 30 us of work), and nothing below about 2^15 float32 elements.
+/// 1.4-1.9x from 2^16 float32 and 2^15 float64 elements (about 50 us of
+/// work), and nothing at 2^15 float32 or 2^14 float64 elements.
 pub const PARALLEL_MIN_LEN_F32: usize = 1 << 16;
 /// See [`PARALLEL_MIN_LEN_F32`].
 pub const PARALLEL_MIN_LEN_F64: usize = 1 << 15;
