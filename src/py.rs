@@ -5,10 +5,10 @@
 
 use crate::kernels::{self, ArrayMut, ArrayRef, AxisSums, DType, KernelError, Loss, LossRequest};
 use numpy::npyffi::{_PyArray_GET_ITEM_DATA, flags::NPY_ARRAY_WRITEABLE};
-use numpy::{PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{PyArrayDescr, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyFloat, PyInt, PyString, PyTuple};
 
 pyo3::create_exception!(
     _core,
@@ -169,15 +169,18 @@ fn bce(
     })
 }
 
-/// The mean or sum of the loss (`reduction`), as a NumPy scalar of the
-/// result dtype, for the common call: NumPy arrays of supported dtypes in
-/// native byte order, a target of the input's shape, weights that broadcast
-/// to it, no outputs. Returns None for anything else: the Python package
-/// then checks the arguments (raising the documented error) or converts
-/// them. Kernel errors (probabilities out of range) are raised.
+/// One call of the functional API in one step, for the common case: NumPy
+/// arrays of supported dtypes in native byte order, a target of the input's
+/// shape, weights that broadcast to it, a Python float or int
+/// `grad_output`, and an `out` (or none) of the input's shape and result
+/// dtype. Returns `(loss, grad)` as the Python package's `_evaluate` does
+/// (None for what was not asked; a reduced loss is a NumPy scalar of the
+/// result dtype), or None for anything else: the package then checks the
+/// arguments (raising the documented error) or converts them. Kernel
+/// errors (probabilities out of range) are raised.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
-fn reduced_loss<'py>(
+fn quick<'py>(
     py: Python<'py>,
     probabilities: bool,
     input: &Bound<'py, PyAny>,
@@ -185,16 +188,29 @@ fn reduced_loss<'py>(
     weight: &Bound<'py, PyAny>,
     pos_weight: &Bound<'py, PyAny>,
     reduction: &Bound<'py, PyAny>,
-) -> PyResult<Option<Bound<'py, PyAny>>> {
-    let mean = match reduction.cast::<PyString>().map(|r| r.to_str()) {
-        Ok(Ok("mean")) => true,
-        Ok(Ok("sum")) => false,
+    value: bool,
+    grad: bool,
+    grad_output: &Bound<'py, PyAny>,
+    out: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    let (mean, none) = match reduction.cast::<PyString>().map(|r| r.to_str()) {
+        Ok(Ok("mean")) => (true, false),
+        Ok(Ok("sum")) => (false, false),
+        Ok(Ok("none")) => (false, true),
         _ => return Ok(None),
     };
+    // A reduced loss, or the elementwise one.
+    let (total, elementwise) = (value && !none, value && none);
     let (Ok(x), Ok(y)) = (input.cast::<PyUntypedArray>(), target.cast::<PyUntypedArray>()) else {
         return Ok(None);
     };
-    let (Some(w), Some(pw)) = (optional_array(weight), optional_array(pos_weight)) else {
+    let (Some(w), Some(pw), Some(out)) = (optional_array(weight), optional_array(pos_weight), optional_array(out))
+    else {
+        return Ok(None);
+    };
+    let grad_output = if grad_output.is_exact_instance_of::<PyFloat>() || grad_output.is_exact_instance_of::<PyInt>() {
+        grad_output.extract::<f64>()?
+    } else {
         return Ok(None);
     };
     let shape = x.shape();
@@ -213,18 +229,81 @@ fn reduced_loss<'py>(
         return Ok(None);
     };
     let dtype = input_view.dtype();
-    let loss = if probabilities { Loss::Probabilities } else { Loss::Logits };
-    let mut req = LossRequest::new(loss, input_view, target_view);
+    let result = match dtype {
+        DType::F16 | DType::F32 | DType::F64 => x.dtype(),
+        _ => numpy::dtype::<f64>(py),
+    };
+    // The outputs, as `_evaluate` makes them: `out` takes the gradient if
+    // one is asked for, else the elementwise loss; the rest are new arrays
+    // of the input's layout.
+    if let Some(o) = out
+        && (o.shape() != shape || !o.dtype().is_equiv_to(&result) || (value && !grad && !elementwise))
+    {
+        return Ok(None);
+    }
+    let grad_out = grad.then(|| out.map_or_else(|| empty_like(x, &result), |o| Ok(o.clone()))).transpose()?;
+    let loss_out = elementwise
+        .then(|| match out {
+            Some(o) if !grad => Ok(o.clone()),
+            _ => empty_like(x, &result),
+        })
+        .transpose()?;
+    let n = x.len();
+    let mut req =
+        LossRequest::new(if probabilities { Loss::Probabilities } else { Loss::Logits }, input_view, target_view);
     req.weight = weight_view;
     req.pos_weight = pos_weight_view;
-    let sum = if x.len() >= DETACH_MIN_LEN { py.detach(|| kernels::loss(&mut req)) } else { kernels::loss(&mut req) }?;
-    let n = x.len();
-    let value = match (mean, n) {
-        (false, _) => sum,
-        (true, 0) => f64::NAN,
-        (true, n) => sum / n as f64,
+    req.sum = total;
+    req.grad_scale = if mean && n > 0 { grad_output / n as f64 } else { grad_output };
+    req.fresh_outputs = out.is_none() || (grad && elementwise);
+    let (Ok(loss_view), Ok(grad_view)) = (
+        loss_out.as_ref().map(|a| view_mut(a, "out")).transpose(),
+        grad_out.as_ref().map(|a| view_mut(a, "out")).transpose(),
+    ) else {
+        return Ok(None);
     };
-    float_scalar(py, value, dtype, x).map(Some)
+    req.loss_out = loss_view;
+    req.grad_out = grad_view;
+    let run = |req: &mut LossRequest<'_>| kernels::loss(req);
+    let sum = match if n >= DETACH_MIN_LEN { py.detach(|| run(&mut req)) } else { run(&mut req) } {
+        Ok(sum) => sum,
+        // An output overlapping an input: the package computes apart.
+        Err(KernelError::Overlap(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let loss: Option<Bound<'py, PyAny>> = if total {
+        let reduced = match (mean, n) {
+            (false, _) => sum,
+            (true, 0) => f64::NAN,
+            (true, n) => sum / n as f64,
+        };
+        Some(float_scalar(py, reduced, dtype, x)?)
+    } else {
+        loss_out.map(Bound::into_any)
+    };
+    Ok(Some(PyTuple::new(py, [loss, grad_out.map(Bound::into_any)])?))
+}
+
+/// A new uninitialized array of `like`'s shape and memory layout (as
+/// `np.empty_like`), of dtype `descr`.
+fn empty_like<'py>(
+    like: &Bound<'py, PyUntypedArray>,
+    descr: &Bound<'py, PyArrayDescr>,
+) -> PyResult<Bound<'py, PyUntypedArray>> {
+    let py = like.py();
+    // SAFETY: `like` is a live array and `descr` a live dtype; the call
+    // steals a reference to `descr`, which `clone().into_ptr()` hands over,
+    // and returns a new array or NULL with an exception set.
+    unsafe {
+        let ptr = numpy::PY_ARRAY_API.PyArray_NewLikeArray(
+            py,
+            like.as_array_ptr(),
+            numpy::npyffi::NPY_ORDER::NPY_KEEPORDER,
+            descr.clone().into_ptr().cast(),
+            0,
+        );
+        Ok(Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked())
+    }
 }
 
 /// `Some(None)` for None, `Some(array)` for a NumPy array, `None` otherwise.
@@ -323,7 +402,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PARALLEL_MIN_LEN_F64", kernels::PARALLEL_MIN_LEN_F64)?;
     m.add("OverlapError", m.py().get_type::<OverlapError>())?;
     m.add_function(wrap_pyfunction!(bce, m)?)?;
-    m.add_function(wrap_pyfunction!(reduced_loss, m)?)?;
+    m.add_function(wrap_pyfunction!(quick, m)?)?;
     m.add_function(wrap_pyfunction!(sigmoid, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;

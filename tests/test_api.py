@@ -71,48 +71,107 @@ def test_result_dtypes(dtype, result):
     assert_close(mean, want, 1e-3)
 
 
+def _through_python(fn, *args, **kwargs):
+    """`fn` with the one-step native call declining, so that every call
+    takes the checked Python path."""
+    from fastbce import _functional
+
+    saved = _functional._quick
+    _functional._quick = lambda *a: None
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        _functional._quick = saved
+
+
+def _same(a, b):
+    if isinstance(a, tuple):
+        assert isinstance(b, tuple) and len(a) == len(b)
+        for u, v in zip(a, b, strict=True):
+            _same(u, v)
+        return
+    assert type(a) is type(b)
+    assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+    if isinstance(a, np.ndarray):
+        assert a.strides == b.strides
+
+
 @pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int8, np.uint16, bool])
 @pytest.mark.parametrize("probabilities", [False, True])
-def test_the_one_step_reduction_equals_the_checked_path(dtype, probabilities):
-    # A mean or sum of plain arrays is one native call (checks, kernel and
-    # scalar in Rust); `axis` over every axis takes the Python path.
+def test_the_one_step_call_equals_the_checked_path(dtype, probabilities):
+    # A call on NumPy arrays is one native call (checks, outputs, kernel and
+    # result in Rust); with it declining, the Python path must give the
+    # same bits, types, dtypes and layouts.
     rng = np.random.default_rng(7)
     x = rng.uniform(0.0 if probabilities else -4.0, 1.0 if probabilities else 4.0, (30, 7))
     x = (x > 0.5 if dtype is bool else x).astype(dtype)
     if np.issubdtype(dtype, np.integer) and probabilities:
         x = (x > 0).astype(dtype)
+    x = np.asfortranarray(x)
     y = rng.random((30, 7)) < 0.4
-    f = fb.binary_cross_entropy if probabilities else fb.binary_cross_entropy_with_logits
+    if probabilities:
+        fns = [fb.binary_cross_entropy, fb.binary_cross_entropy_grad, fb.binary_cross_entropy_value_and_grad]
+    else:
+        fns = [
+            fb.binary_cross_entropy_with_logits,
+            fb.binary_cross_entropy_with_logits_grad,
+            fb.binary_cross_entropy_with_logits_value_and_grad,
+        ]
     weights = [{}, {"weight": rng.uniform(0.5, 2.0, 7).astype(np.float32)}]
     if not probabilities:
         weights.append({"pos_weight": rng.uniform(0.5, 3.0, (30, 1)), "weight": np.float64(2.0)})
+    result = fb.binary_cross_entropy_with_logits(x[:1], y[:1]).dtype
     for kwargs in weights:
-        for reduction in ("mean", "sum"):
-            fast = f(x, y, reduction=reduction, **kwargs)
-            checked = f(x, y, reduction=reduction, axis=(0, 1), **kwargs)
-            assert type(fast) is type(checked) is fb.binary_cross_entropy_with_logits(x[:1], y[:1]).dtype.type
-            assert fast.tobytes() == checked.tobytes()
+        for reduction in ("mean", "sum", "none"):
+            for f in fns:
+                extra = {} if f is fns[0] else {"grad_output": 3}
+                _same(
+                    f(x, y, reduction=reduction, **kwargs, **extra),
+                    _through_python(f, x, y, reduction=reduction, **kwargs, **extra),
+                )
+                if f is fns[0] and reduction != "none":
+                    continue
+                out, want = np.empty(x.shape, result), np.empty(x.shape, result)
+                got = f(x, y, reduction=reduction, out=out, **kwargs)
+                expected = _through_python(f, x, y, reduction=reduction, out=want, **kwargs)
+                _same(out, want)
+                _same(
+                    got if isinstance(got, tuple) else (got,), expected if isinstance(expected, tuple) else (expected,)
+                )
 
 
-def test_the_one_step_reduction_leaves_other_calls_to_python():
+def test_the_one_step_call_leaves_other_calls_to_python():
     from fastbce import _core
 
     x = np.zeros(3, np.float32)
+    value = (True, False, 1.0, None)  # the loss, no gradient, grad_output, out
     declined = [
-        ([0.0, 1.0, 2.0], x, None, None, "mean"),
-        (x, x.reshape(3, 1), None, None, "mean"),
-        (x, x, np.ones(2), None, "mean"),
-        (x, x, None, 2.0, "sum"),
-        (x, x, None, None, "none"),
-        (x, x, None, None, b"mean"),
-        (x, x.astype(">f4"), None, None, "mean"),
-        (x, x.astype(np.complex64), None, None, "mean"),
+        ([0.0, 1.0, 2.0], x, None, None, "mean", *value),
+        (x, x.reshape(3, 1), None, None, "mean", *value),
+        (x, x, np.ones(2), None, "mean", *value),
+        (x, x, None, 2.0, "sum", *value),
+        (x, x, None, None, "all", *value),
+        (x, x, None, None, b"mean", *value),
+        (x, x.astype(">f4"), None, None, "mean", *value),
+        (x, x.astype(np.complex64), None, None, "mean", *value),
+        (x, x, None, None, "mean", False, True, np.float64(1.0), None),  # grad_output not a Python number
+        (x, x, None, None, "none", True, False, 1.0, np.zeros(3)),  # out of another dtype
+        (x, x, None, None, "none", True, False, 1.0, np.zeros(4, np.float32)),  # out of another shape
+        (x, x, None, None, "none", True, False, 1.0, [0.0, 0.0, 0.0]),  # out not an array
+        (x, x, None, None, "mean", True, False, 1.0, np.zeros(3, np.float32)),  # out with a reduced loss
     ]
     for args in declined:
-        assert _core.reduced_loss(False, *args) is None, args
-    assert _core.reduced_loss(False, x, x, None, None, "sum") == np.float32(3 * np.float64(np.float32(np.log(2))))
+        assert _core.quick(False, *args) is None, args
+    read_only = np.zeros(3, np.float32)
+    read_only.flags.writeable = False
+    assert _core.quick(False, x, x, None, None, "none", True, False, 1.0, read_only) is None
+    buffer = np.zeros(4, np.float32)
+    overlapping = (buffer[1:], buffer[:3])  # out overlaps the input partly: computed apart by Python
+    assert _core.quick(False, overlapping[0], x, None, None, "none", True, False, 1.0, overlapping[1]) is None
+    loss, grad = _core.quick(False, x, x, None, None, "sum", True, False, 1.0, None)
+    assert grad is None and loss == np.float32(3 * np.float64(np.float32(np.log(2))))
     with pytest.raises(ValueError, match="input should be between 0 and 1"):
-        _core.reduced_loss(True, x - 1, x, None, None, "mean")
+        _core.quick(True, x - 1, x, None, None, "mean", True, False, 1.0, None)
 
 
 def test_lists_and_scalars_are_accepted():

@@ -2,7 +2,6 @@
 
 from typing import Any, Literal, Optional, overload
 
-from numpy import floating
 from numpy.typing import NDArray
 
 __all__ = [
@@ -15,7 +14,7 @@ __all__ = [
     "bce",
     "get_num_threads",
     "get_simd_level",
-    "reduced_loss",
+    "quick",
     "set_num_threads",
     "set_simd_level",
     "sigmoid",
@@ -62,9 +61,18 @@ def bce(
     exact: Literal[True],
     fresh: bool = False,
 ) -> list[float]: ...
-def reduced_loss(
-    probabilities: bool, input: object, target: object, weight: object, pos_weight: object, reduction: object
-) -> Optional[floating[Any]]: ...
+def quick(
+    probabilities: bool,
+    input: object,
+    target: object,
+    weight: object,
+    pos_weight: object,
+    reduction: object,
+    value: bool,
+    grad: bool,
+    grad_output: object,
+    out: object,
+) -> Optional[tuple[Any, Any]]: ...
 def sigmoid(input: NDArray[Any], out: NDArray[Any], fresh: bool = False) -> None: ...
 def get_num_threads() -> int: ...
 def set_num_threads(n: int) -> None: ...
