@@ -1,7 +1,11 @@
 //! The PyO3 layer, and the only file that touches Python: it describes the
 //! NumPy arrays it is given to the kernels, releases the GIL around the
 //! kernel, and maps kernel errors to Python exceptions. Argument policy
-//! (dtypes, broadcasting, messages) lives in the Python package.
+//! (dtypes, broadcasting, messages) lives in the Python package; `quick`
+//! repeats its dispatch for the common call only, for speed (a Python-level
+//! dispatch costs twice a 100-element kernel), and declines everything the
+//! package must check, convert or report (tests/test_api.py holds the two
+//! paths to the same bits, types and layouts).
 
 use crate::kernels::{self, ArrayMut, ArrayRef, AxisSums, DType, KernelError, Loss, LossRequest};
 use numpy::npyffi::{_PyArray_GET_ITEM_DATA, flags::NPY_ARRAY_WRITEABLE};
