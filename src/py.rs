@@ -268,8 +268,7 @@ fn quick<'py>(
     };
     req.loss_out = loss_view;
     req.grad_out = grad_view;
-    let run = |req: &mut LossRequest<'_>| kernels::loss(req);
-    let sum = match if n >= DETACH_MIN_LEN { py.detach(|| run(&mut req)) } else { run(&mut req) } {
+    let sum = match if n >= DETACH_MIN_LEN { py.detach(|| kernels::loss(&mut req)) } else { kernels::loss(&mut req) } {
         Ok(sum) => sum,
         // An output overlapping an input: the package computes apart.
         Err(KernelError::Overlap(_)) => return Ok(None),
@@ -281,7 +280,7 @@ fn quick<'py>(
             (true, 0) => f64::NAN,
             (true, n) => sum / n as f64,
         };
-        Some(float_scalar(py, reduced, dtype, x)?)
+        Some(float_scalar(reduced, &result)?)
     } else {
         loss_out.map(Bound::into_any)
     };
@@ -315,18 +314,13 @@ fn optional_array<'a, 'py>(arg: &'a Bound<'py, PyAny>) -> Option<Option<&'a Boun
     if arg.is_none() { Some(None) } else { arg.cast::<PyUntypedArray>().ok().map(Some) }
 }
 
-/// `value` as a NumPy scalar of the result dtype of `input_dtype` (its own
-/// float type, float64 for integer and bool input).
-fn float_scalar<'py>(
-    py: Python<'py>,
-    value: f64,
-    input_dtype: DType,
-    input: &Bound<'py, PyUntypedArray>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let (bytes, descr) = match input_dtype {
-        DType::F16 => (u64::from(half::f16::from_f64(value).to_bits()), input.dtype()),
-        DType::F32 => (u64::from((value as f32).to_bits()), input.dtype()),
-        _ => (value.to_bits(), numpy::dtype::<f64>(py)),
+/// `value` as a NumPy scalar of `descr` (float16, float32 or float64).
+fn float_scalar<'py>(value: f64, descr: &Bound<'py, PyArrayDescr>) -> PyResult<Bound<'py, PyAny>> {
+    let py = descr.py();
+    let bytes = match descr.itemsize() {
+        2 => u64::from(half::f16::from_f64(value).to_bits()),
+        4 => u64::from((value as f32).to_bits()),
+        _ => value.to_bits(),
     };
     // The value's bytes lead in memory on little-endian targets; move them
     // there on big-endian ones.
