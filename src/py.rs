@@ -8,10 +8,12 @@
 //! paths to the same bits, types and layouts).
 
 use crate::kernels::{self, ArrayMut, ArrayRef, AxisSums, DType, KernelError, Loss, LossRequest};
+use crate::output_cache;
 use numpy::npyffi::{_PyArray_GET_ITEM_DATA, flags::NPY_ARRAY_WRITEABLE};
 use numpy::{PyArrayDescr, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyFloat, PyInt, PyString, PyTuple};
 
 pyo3::create_exception!(
@@ -252,6 +254,7 @@ fn quick<'py>(
             _ => empty_like(x, &result),
         })
         .transpose()?;
+    let fresh = out.is_none() || (grad && elementwise);
     let n = x.len();
     let mut req =
         LossRequest::new(if probabilities { Loss::Probabilities } else { Loss::Logits }, input_view, target_view);
@@ -259,7 +262,8 @@ fn quick<'py>(
     req.pos_weight = pos_weight_view;
     req.sum = total;
     req.grad_scale = if mean && n > 0 { grad_output / n as f64 } else { grad_output };
-    req.fresh_outputs = out.is_none() || (grad && elementwise);
+    // A recycled block's pages are mapped already: written as into `out`.
+    req.fresh_outputs = fresh && !uses_output_cache(x, &result);
     let (Ok(loss_view), Ok(grad_view)) = (
         loss_out.as_ref().map(|a| view_mut(a, "out")).transpose(),
         grad_out.as_ref().map(|a| view_mut(a, "out")).transpose(),
@@ -288,12 +292,16 @@ fn quick<'py>(
 }
 
 /// A new uninitialized array of `like`'s shape and memory layout (as
-/// `np.empty_like`), of dtype `descr`.
+/// `np.empty_like`), of dtype `descr`. A large one takes its memory from
+/// the output cache.
 fn empty_like<'py>(
     like: &Bound<'py, PyUntypedArray>,
     descr: &Bound<'py, PyArrayDescr>,
 ) -> PyResult<Bound<'py, PyUntypedArray>> {
     let py = like.py();
+    let cached =
+        like.len().saturating_mul(descr.itemsize()) >= output_cache::MIN_BYTES && output_cache::max_bytes() > 0;
+    let _installed = if cached { Some(HandlerInstalled::new(py)?) } else { None };
     // SAFETY: `like` is a live array and `descr` a live dtype; the call
     // steals a reference to `descr`, which `clone().into_ptr()` hands over,
     // and returns a new array or NULL with an exception set.
@@ -306,6 +314,68 @@ fn empty_like<'py>(
             0,
         );
         Ok(Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked())
+    }
+}
+
+/// Whether a new array like `like` of dtype `descr` comes from the output cache.
+fn uses_output_cache(like: &Bound<'_, PyUntypedArray>, descr: &Bound<'_, PyArrayDescr>) -> bool {
+    like.len().saturating_mul(descr.itemsize()) >= output_cache::MIN_BYTES && output_cache::max_bytes() > 0
+}
+
+/// NumPy's `PyDataMem_SetHandler` (NEP 49; NumPy >= 1.22).
+type SetHandler = unsafe extern "C" fn(*mut pyo3::ffi::PyObject) -> *mut pyo3::ffi::PyObject;
+
+/// The output cache installed as this thread's NumPy memory handler, until dropped.
+struct HandlerInstalled {
+    previous: *mut pyo3::ffi::PyObject,
+    set: SetHandler,
+}
+
+impl HandlerInstalled {
+    fn new(py: Python<'_>) -> PyResult<Self> {
+        static HANDLER: PyOnceLock<(Py<PyAny>, SetHandler)> = PyOnceLock::new();
+        let (capsule, set) = HANDLER.get_or_try_init(py, || -> PyResult<_> {
+            let module = if numpy::npyffi::is_numpy_2(py) { "numpy._core.multiarray" } else { "numpy.core.multiarray" };
+            let api = py.import(module)?.getattr("_ARRAY_API")?;
+            // SAFETY: `_ARRAY_API` is NumPy's C API table, an unnamed capsule
+            // around an array of function pointers whose slot 304 is
+            // PyDataMem_SetHandler in every NumPy this package supports
+            // (>= 1.24). The handler capsule is named "mem_handler" and
+            // points to a static PyDataMem_Handler of version 1, as NumPy
+            // requires; it lives as long as the process.
+            unsafe {
+                let table =
+                    pyo3::ffi::PyCapsule_GetPointer(api.as_ptr(), std::ptr::null()) as *const *const std::ffi::c_void;
+                if table.is_null() {
+                    return Err(PyErr::fetch(py));
+                }
+                let set = std::mem::transmute::<*const std::ffi::c_void, SetHandler>(*table.add(304));
+                let handler = &output_cache::HANDLER as *const output_cache::Handler as *mut std::ffi::c_void;
+                let capsule = pyo3::ffi::PyCapsule_New(handler, c"mem_handler".as_ptr(), None);
+                Ok((Bound::from_owned_ptr_or_err(py, capsule)?.unbind(), set))
+            }
+        })?;
+        // SAFETY: PyDataMem_SetHandler takes a borrowed handler capsule and
+        // returns a new reference to the previous one (NULL on error, with
+        // an exception set); the GIL is held.
+        let previous = unsafe { set(capsule.as_ptr()) };
+        if previous.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        Ok(Self { previous, set: *set })
+    }
+}
+
+impl Drop for HandlerInstalled {
+    fn drop(&mut self) {
+        // SAFETY: `previous` is the owned reference `new` received, still
+        // held (the GIL too: `Self` lives within one call that holds it);
+        // it is restored, the result and `previous` are released once.
+        unsafe {
+            let replaced = (self.set)(self.previous);
+            pyo3::ffi::Py_XDECREF(replaced);
+            pyo3::ffi::Py_DECREF(self.previous);
+        }
     }
 }
 
@@ -391,6 +461,19 @@ fn set_simd_level(level: &str) -> PyResult<()> {
     Ok(kernels::set_simd_level(parsed)?)
 }
 
+/// The output cache's bound in bytes, and the blocks and bytes it holds.
+#[pyfunction]
+fn get_output_cache() -> (usize, usize, usize) {
+    let (blocks, bytes) = output_cache::held();
+    (output_cache::max_bytes(), blocks, bytes)
+}
+
+/// Bounds the bytes the output cache holds (0 turns it off and empties it).
+#[pyfunction]
+fn set_output_cache(max_bytes: usize) {
+    output_cache::set_max_bytes(max_bytes);
+}
+
 #[pymodule(gil_used = false)]
 #[pyo3(name = "_core")]
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -398,6 +481,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CHUNK", kernels::CHUNK)?;
     m.add("PARALLEL_MIN_LEN_F32", kernels::PARALLEL_MIN_LEN_F32)?;
     m.add("PARALLEL_MIN_LEN_F64", kernels::PARALLEL_MIN_LEN_F64)?;
+    m.add("OUTPUT_CACHE_MIN_BYTES", output_cache::MIN_BYTES)?;
+    m.add("OUTPUT_CACHE_MAX_BLOCKS", output_cache::MAX_BLOCKS)?;
     m.add("OverlapError", m.py().get_type::<OverlapError>())?;
     m.add_function(wrap_pyfunction!(bce, m)?)?;
     m.add_function(wrap_pyfunction!(quick, m)?)?;
@@ -407,5 +492,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_simd_level, m)?)?;
     m.add_function(wrap_pyfunction!(available_simd_levels, m)?)?;
     m.add_function(wrap_pyfunction!(set_simd_level, m)?)?;
+    m.add_function(wrap_pyfunction!(get_output_cache, m)?)?;
+    m.add_function(wrap_pyfunction!(set_output_cache, m)?)?;
     Ok(())
 }

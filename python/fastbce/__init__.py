@@ -10,7 +10,7 @@ from __future__ import annotations
 from . import _core
 from ._accumulate import CHUNK_ELEMENTS, LossAccumulator
 from ._config import apply_environment as _apply_simd_environment
-from ._config import show_config
+from ._config import set_output_cache, show_config
 from ._functional import (
     binary_cross_entropy,
     binary_cross_entropy_grad,
@@ -41,6 +41,7 @@ __all__ = [
     "get_num_threads",
     "num_threads",
     "set_num_threads",
+    "set_output_cache",
     "show_config",
     "sigmoid",
 ]

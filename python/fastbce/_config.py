@@ -1,9 +1,11 @@
-"""What runs: the version, the instruction set, the threads."""
+"""What runs: the version, the instruction set, the threads, the output cache."""
 
 from __future__ import annotations
 
+import numbers
 import os
 import platform
+import sys
 import warnings
 from typing import Any, Dict, Optional
 
@@ -12,9 +14,10 @@ import numpy as np
 from . import _core
 from ._threads import ENV_VAR as THREADS_ENV_VAR
 
-__all__ = ["show_config"]
+__all__ = ["set_output_cache", "show_config"]
 
 SIMD_ENV_VAR = "FASTBCE_SIMD"
+OUTPUT_CACHE_ENV_VAR = "FASTBCE_OUTPUT_CACHE"
 
 
 def config() -> Dict[str, Any]:
@@ -35,6 +38,7 @@ def config() -> Dict[str, Any]:
             "env": os.environ.get(THREADS_ENV_VAR),
         },
         "reduction_chunk_elements": _core.CHUNK,
+        "output_cache": _output_cache(),
         "numpy": np.__version__,
         "python": platform.python_version(),
         "machine": f"{platform.system()} {platform.machine()}",
@@ -76,12 +80,80 @@ def show_config(mode: str = "stdout") -> Optional[Dict[str, Any]]:
         f" / {start['float64']:,} float64 elements{from_env})"
     )
     print(f"  reductions:   float64, chunks of {info['reduction_chunk_elements']:,} elements, exact combination")
+    cache = info["output_cache"]
+    print(
+        f"  output cache: up to {cache['max_bytes']:,} bytes in {cache['max_blocks']} blocks of at least"
+        f" {cache['min_bytes']:,} (holding {cache['blocks']}: {cache['bytes']:,} bytes)"
+    )
     print(f"  numpy {info['numpy']}, Python {info['python']}, {info['machine']}")
     return None
 
 
+def _output_cache() -> Dict[str, Any]:
+    max_bytes, blocks, held = _core.get_output_cache()
+    return {
+        "max_bytes": max_bytes,
+        "blocks": blocks,
+        "bytes": held,
+        "max_blocks": _core.OUTPUT_CACHE_MAX_BLOCKS,
+        "min_bytes": _core.OUTPUT_CACHE_MIN_BYTES,
+        "env": os.environ.get(OUTPUT_CACHE_ENV_VAR),
+    }
+
+
+def set_output_cache(max_bytes: int) -> None:
+    """Bound the memory fastbce keeps from large outputs after they are freed.
+
+    A new output array of 8 MiB or more (``reduction="none"``, gradients
+    without ``out=``) takes its memory from a cache of the blocks of freed
+    outputs, when one of the same size is there: fresh memory would have to
+    be zeroed by the system first, which at 1e7 elements costs as much as
+    computing the loss. The cache holds at most 4 blocks and `max_bytes`
+    bytes (1 GiB by default, or the environment variable
+    ``FASTBCE_OUTPUT_CACHE`` when fastbce was imported). Held blocks are
+    marked as reclaimable on Linux: the system takes their pages back when
+    it runs short of memory. The arrays themselves are ordinary NumPy arrays
+    that own their data.
+
+    Parameters
+    ----------
+    max_bytes : int
+        At least 0; 0 turns the cache off and releases what it holds.
+
+    Raises
+    ------
+    TypeError
+        `max_bytes` is not an integer.
+    ValueError
+        `max_bytes` is negative.
+
+    Examples
+    --------
+    >>> import fastbce as fb
+    >>> fb.set_output_cache(0)
+    >>> fb.show_config("dicts")["output_cache"]["bytes"]
+    0
+    >>> fb.set_output_cache(1 << 30)
+    """
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, numbers.Integral):
+        raise TypeError(f"max_bytes must be an integer, got {type(max_bytes).__name__}")
+    if max_bytes < 0:
+        raise ValueError(f"max_bytes must be at least 0, got {max_bytes}")
+    _core.set_output_cache(min(int(max_bytes), sys.maxsize))
+
+
 def apply_environment() -> None:
-    """Apply ``FASTBCE_SIMD``; warn and keep the detected level if it is unusable."""
+    """Apply ``FASTBCE_SIMD`` and ``FASTBCE_OUTPUT_CACHE``; warn and keep the default for unusable values."""
+    value = os.environ.get(OUTPUT_CACHE_ENV_VAR, "").strip()
+    if value:
+        try:
+            set_output_cache(int(value))
+        except ValueError:
+            warnings.warn(
+                f"ignoring {OUTPUT_CACHE_ENV_VAR}={value!r}: expected a number of bytes (an integer of at least 0)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
     value = os.environ.get(SIMD_ENV_VAR, "").strip().lower()
     if not value:
         return

@@ -6,6 +6,8 @@ from numpy.typing import NDArray
 
 __all__ = [
     "CHUNK",
+    "OUTPUT_CACHE_MAX_BLOCKS",
+    "OUTPUT_CACHE_MIN_BYTES",
     "OverlapError",
     "PARALLEL_MIN_LEN_F32",
     "PARALLEL_MIN_LEN_F64",
@@ -13,14 +15,18 @@ __all__ = [
     "available_simd_levels",
     "bce",
     "get_num_threads",
+    "get_output_cache",
     "get_simd_level",
     "quick",
     "set_num_threads",
+    "set_output_cache",
     "set_simd_level",
     "sigmoid",
 ]
 __version__: str
 CHUNK: int
+OUTPUT_CACHE_MAX_BLOCKS: int
+OUTPUT_CACHE_MIN_BYTES: int
 PARALLEL_MIN_LEN_F32: int
 PARALLEL_MIN_LEN_F64: int
 
@@ -79,3 +85,5 @@ def set_num_threads(n: int) -> None: ...
 def get_simd_level() -> str: ...
 def available_simd_levels() -> list[str]: ...
 def set_simd_level(level: str) -> None: ...
+def get_output_cache() -> tuple[int, int, int]: ...
+def set_output_cache(max_bytes: int) -> None: ...
