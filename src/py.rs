@@ -299,9 +299,7 @@ fn empty_like<'py>(
     descr: &Bound<'py, PyArrayDescr>,
 ) -> PyResult<Bound<'py, PyUntypedArray>> {
     let py = like.py();
-    let cached =
-        like.len().saturating_mul(descr.itemsize()) >= output_cache::MIN_BYTES && output_cache::max_bytes() > 0;
-    let _installed = if cached { Some(HandlerInstalled::new(py)?) } else { None };
+    let _installed = if uses_output_cache(like, descr) { Some(HandlerInstalled::new(py)?) } else { None };
     // SAFETY: `like` is a live array and `descr` a live dtype; the call
     // steals a reference to `descr`, which `clone().into_ptr()` hands over,
     // and returns a new array or NULL with an exception set.

@@ -81,9 +81,10 @@ def show_config(mode: str = "stdout") -> Optional[Dict[str, Any]]:
     )
     print(f"  reductions:   float64, chunks of {info['reduction_chunk_elements']:,} elements, exact combination")
     cache = info["output_cache"]
+    mib = 1 << 20
     print(
-        f"  output cache: up to {cache['max_bytes']:,} bytes in {cache['max_blocks']} blocks of at least"
-        f" {cache['min_bytes']:,} (holding {cache['blocks']}: {cache['bytes']:,} bytes)"
+        f"  output cache: up to {cache['max_bytes'] / mib:,.0f} MiB in {cache['max_blocks']} blocks of"
+        f" {cache['min_bytes'] / mib:.0f} MiB or more (holding {cache['blocks']}: {cache['bytes'] / mib:,.1f} MiB)"
     )
     print(f"  numpy {info['numpy']}, Python {info['python']}, {info['machine']}")
     return None
