@@ -124,7 +124,13 @@ impl<'a> ArrayRef<'a> {
     /// anyone but the kernels' own outputs for `'a` (an output may be this
     /// very array, with the same pointer, dtype and strides).
     pub unsafe fn from_raw(ptr: *const u8, dtype: DType, shape: &[usize], strides: &[isize]) -> Self {
-        ArrayRef { ptr, dtype, shape: shape.into(), strides: strides.into(), _borrow: PhantomData }
+        ArrayRef {
+            ptr,
+            dtype,
+            shape: Small::from_slice(shape),
+            strides: Small::from_slice(strides),
+            _borrow: PhantomData,
+        }
     }
 
     pub fn shape(&self) -> &[usize] {
@@ -147,7 +153,13 @@ impl<'a> ArrayRef<'a> {
                 _ => return None,
             }
         }
-        Some(ArrayRef { ptr: self.ptr, dtype: self.dtype, shape: shape.into(), strides, _borrow: PhantomData })
+        Some(ArrayRef {
+            ptr: self.ptr,
+            dtype: self.dtype,
+            shape: Small::from_slice(shape),
+            strides,
+            _borrow: PhantomData,
+        })
     }
 
     pub fn dtype(&self) -> DType {
@@ -186,7 +198,13 @@ impl<'a> ArrayMut<'a> {
     /// neither read nor written by anyone else for `'a`, except through the
     /// same call's input arrays that are this very array.
     pub unsafe fn from_raw(ptr: *mut u8, dtype: DType, shape: &[usize], strides: &[isize]) -> Self {
-        ArrayMut { ptr, dtype, shape: shape.into(), strides: strides.into(), _borrow: PhantomData }
+        ArrayMut {
+            ptr,
+            dtype,
+            shape: Small::from_slice(shape),
+            strides: Small::from_slice(strides),
+            _borrow: PhantomData,
+        }
     }
 
     fn extent(&self) -> Option<(isize, isize)> {

@@ -42,35 +42,40 @@ const STREAM_MIN_BYTES: usize = 16 << 20;
 /// computed over a multiple of this.
 const VECTOR_BYTES: usize = 64;
 
-/// A block buffer, zeroed on first use: most calls read their operands in
-/// place and never need theirs (zeroing them all costs as much as the math
-/// of a small call).
+/// A block buffer, zeroed as far as it is used: most calls read their
+/// operands in place and never need theirs, and a small call needs only the
+/// start of it (zeroing whole buffers costs as much as the math of a small
+/// call).
 struct LazyBlock<C> {
-    data: MaybeUninit<[C; BLOCK]>,
-    ready: bool,
+    data: [MaybeUninit<C>; BLOCK],
+    /// The leading elements initialized.
+    init: usize,
 }
 
 impl<C: Real> LazyBlock<C> {
-    fn new() -> Self {
-        LazyBlock { data: MaybeUninit::uninit(), ready: false }
+    const fn new() -> Self {
+        LazyBlock { data: [const { MaybeUninit::uninit() }; BLOCK], init: 0 }
     }
 
-    /// The buffer, to write.
+    /// Its first `n` elements (at most BLOCK), to write.
     #[inline(always)]
-    fn get(&mut self) -> &mut [C; BLOCK] {
-        if !self.ready {
-            self.data.write([C::ZERO; BLOCK]);
-            self.ready = true;
+    fn get(&mut self, n: usize) -> &mut [C] {
+        for v in &mut self.data[self.init.min(n)..n] {
+            v.write(C::ZERO);
         }
-        // SAFETY: `data` was initialized above or by an earlier call.
-        unsafe { self.data.assume_init_mut() }
+        self.init = self.init.max(n);
+        // SAFETY: the first `init >= n` elements are initialized, and
+        // MaybeUninit<C> has the layout of C.
+        unsafe { std::slice::from_raw_parts_mut(self.data.as_mut_ptr().cast::<C>(), n) }
     }
 
-    /// The buffer, if it was ever written.
+    /// Its first `n` elements, if it was ever written and they are
+    /// initialized (see `get`).
     #[inline(always)]
-    fn read(&self) -> Option<&[C; BLOCK]> {
-        // SAFETY: `ready` is set only once `data` is initialized.
-        self.ready.then(|| unsafe { self.data.assume_init_ref() })
+    fn read(&self, n: usize) -> Option<&[C]> {
+        // SAFETY: as in `get`.
+        (self.init >= n && self.init > 0)
+            .then(|| unsafe { std::slice::from_raw_parts(self.data.as_ptr().cast::<C>(), n) })
     }
 }
 
@@ -287,7 +292,7 @@ pub(crate) fn drive<C: Real, O: BlockOp<C>>(
         repeating: if all_flat { smallvec::smallvec![None; flat.len()] } else { plan.repeats() },
         flat,
         inner: plan.inner_strides(),
-        base: plan.base().into(),
+        base: Small::from_slice(plan.base()),
         ins: &ins,
         outs: &outs,
         axis: AxisMode::of(&plan, acc_strides.is_some(), ins.len() + outs.len()),
@@ -444,9 +449,9 @@ impl<O> Walk<'_, '_, '_, O> {
         }
         // Absent operands read as ones; present ones not read in place are
         // converted into these buffers.
-        let mut ins: [LazyBlock<C>; NIN] = std::array::from_fn(|_| LazyBlock::new());
-        let mut value = [C::ZERO; BLOCK];
-        let mut grad = [C::ZERO; BLOCK];
+        // (An array of constants: built without copying the uninitialized buffers.)
+        let mut ins: [LazyBlock<C>; NIN] = [const { LazyBlock::new() }; NIN];
+        let (mut value_buf, mut grad_buf) = (LazyBlock::<C>::new(), LazyBlock::<C>::new());
         let mut segments: Small<Segment> = Small::new();
         let mut lanes = Lanes::default();
         // Repeating inputs: their first `period + BLOCK` values along the
@@ -482,7 +487,7 @@ impl<O> Walk<'_, '_, '_, O> {
                     for (k, (slot, arr)) in self.ins.iter().enumerate().filter(|(k, _)| gathered(*k)) {
                         // SAFETY: the run's offset and inner stride come from
                         // the plan of this array; `take` elements remain in it.
-                        unsafe { arr.gather(offsets[k], self.inner[k], &mut ins[*slot].get()[filled..filled + take]) };
+                        unsafe { arr.gather(offsets[k], self.inner[k], &mut ins[*slot].get(filled + take)[filled..]) };
                     }
                     if runs_axis || self.outs.iter().enumerate().any(|(k, _)| self.flat[nin + k].is_none()) {
                         let axis = if runs_axis { offsets[acc] } else { 0 };
@@ -508,7 +513,7 @@ impl<O> Walk<'_, '_, '_, O> {
                         let at = self.base[k] + (i / repeat) as isize * stride;
                         // SAFETY: elements `i..i + take` of the walk all sit
                         // at this one element of the array.
-                        unsafe { arr.gather(at, 0, &mut ins[*slot].get()[i - start..i - start + take]) };
+                        unsafe { arr.gather(at, 0, &mut ins[*slot].get(i - start + take)[i - start..]) };
                         i += take;
                     }
                 }
@@ -521,10 +526,15 @@ impl<O> Walk<'_, '_, '_, O> {
                     // lie on this array's line at `base + i * stride`.
                     direct[*slot] = if partial { None } else { unsafe { arr.contiguous::<C>(at, stride) } };
                     if direct[*slot].is_none() {
-                        unsafe { arr.gather(at, stride, &mut ins[*slot].get()[..len]) };
+                        unsafe { arr.gather(at, stride, ins[*slot].get(len)) };
                     }
                 }
             }
+            // Buffers written in this block, and read over `padded` lanes.
+            for b in ins.iter_mut().filter(|b| b.init > 0) {
+                b.get(padded);
+            }
+            let (value, grad) = (value_buf.get(padded), grad_buf.get(padded));
             {
                 let views: [&[C]; NIN] = std::array::from_fn(|s| match direct[s] {
                     // SAFETY: the pointer is into a periodic buffer (which
@@ -536,9 +546,9 @@ impl<O> Walk<'_, '_, '_, O> {
                     // after the views are gone, and other tasks write other
                     // elements.
                     Some(p) => unsafe { std::slice::from_raw_parts(p, padded) },
-                    None => ins[s].read().map_or(&C::ONES[..padded], |b| &b[..padded]),
+                    None => ins[s].read(padded).unwrap_or(&C::ONES[..padded]),
                 });
-                self.op.apply::<FMA>(views, &mut value[..padded], &mut grad[..padded])?;
+                self.op.apply::<FMA>(views, value, grad)?;
             }
             if self.sum {
                 lanes.add(&value[..len]);
@@ -585,7 +595,7 @@ impl<O> Walk<'_, '_, '_, O> {
                 }
             }
             for (k, (slot, out)) in self.outs.iter().enumerate() {
-                let src = if *slot == 0 { &value } else { &grad };
+                let src: &[C] = if *slot == 0 { value } else { grad };
                 // SAFETY (both): the offsets and strides come from the plan
                 // of this very array and cover elements of this chunk, which
                 // no other task writes.
