@@ -8,8 +8,8 @@ use super::math::Real;
 use super::reduce::{ExactSum, Lanes};
 use super::simd::{Kernel, dispatch};
 use super::{KernelError, Small};
+use std::cell::RefCell;
 use std::marker::PhantomData;
-use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
@@ -42,41 +42,30 @@ const STREAM_MIN_BYTES: usize = 16 << 20;
 /// computed over a multiple of this.
 const VECTOR_BYTES: usize = 64;
 
-/// A block buffer, zeroed as far as it is used: most calls read their
-/// operands in place and never need theirs, and a small call needs only the
-/// start of it (zeroing whole buffers costs as much as the math of a small
-/// call).
-struct LazyBlock<C> {
-    data: [MaybeUninit<C>; BLOCK],
-    /// The leading elements initialized.
-    init: usize,
+/// Block buffers of one thread: one per input slot, then the values and
+/// the gradients. Zeroed once per thread and reused call after call
+/// (zeroing them per call costs as much as the math of a small call); a
+/// call reads only what it wrote itself, and zeros (see `Walk::run`).
+struct Scratch([[f64; BLOCK]; NIN + 2]);
+
+impl Scratch {
+    const fn new() -> Self {
+        Scratch([[0.0; BLOCK]; NIN + 2])
+    }
+
+    /// The buffers as blocks of the compute type.
+    fn blocks<C: Real>(&mut self) -> [&mut [C; BLOCK]; NIN + 2] {
+        const { assert!(size_of::<C>() <= size_of::<f64>() && align_of::<C>() <= align_of::<f64>()) };
+        // SAFETY: `Real` is implemented for f32 and f64 only, plain floats
+        // for which every initialized bit pattern is a value; the assertion
+        // above makes BLOCK of them fit in, and aligned as, BLOCK f64s. Each
+        // buffer is a distinct array, borrowed mutably once.
+        self.0.each_mut().map(|b| unsafe { &mut *(b as *mut [f64; BLOCK]).cast::<[C; BLOCK]>() })
+    }
 }
 
-impl<C: Real> LazyBlock<C> {
-    const fn new() -> Self {
-        LazyBlock { data: [const { MaybeUninit::uninit() }; BLOCK], init: 0 }
-    }
-
-    /// Its first `n` elements (at most BLOCK), to write.
-    #[inline(always)]
-    fn get(&mut self, n: usize) -> &mut [C] {
-        for v in &mut self.data[self.init.min(n)..n] {
-            v.write(C::ZERO);
-        }
-        self.init = self.init.max(n);
-        // SAFETY: the first `init >= n` elements are initialized, and
-        // MaybeUninit<C> has the layout of C.
-        unsafe { std::slice::from_raw_parts_mut(self.data.as_mut_ptr().cast::<C>(), n) }
-    }
-
-    /// Its first `n` elements, if it was ever written and they are
-    /// initialized (see `get`).
-    #[inline(always)]
-    fn read(&self, n: usize) -> Option<&[C]> {
-        // SAFETY: as in `get`.
-        (self.init >= n && self.init > 0)
-            .then(|| unsafe { std::slice::from_raw_parts(self.data.as_ptr().cast::<C>(), n) })
-    }
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = const { RefCell::new(Scratch::new()) };
 }
 
 const _: () = assert!(f32::ONES.len() >= BLOCK && f64::ONES.len() >= BLOCK);
@@ -304,7 +293,19 @@ pub(crate) fn drive<C: Real, O: BlockOp<C>>(
     let n = plan.len();
     let chunks = n.div_ceil(CHUNK);
     let chunk = |c: usize| {
-        dispatch(ChunkRun { walk: &walk, lo: c * CHUNK, hi: n.min((c + 1) * CHUNK), compute: PhantomData::<C> })
+        let (lo, hi) = (c * CHUNK, n.min((c + 1) * CHUNK));
+        // (Outside `dispatch`: the closure `with` takes is not compiled for
+        // the instruction set the kernel runs at.)
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => {
+                dispatch(ChunkRun { walk: &walk, lo, hi, scratch: &mut scratch, compute: PhantomData::<C> })
+            }
+            // Never: a chunk calls nothing that could start another on this thread.
+            Err(_) => {
+                let scratch = &mut Box::new(Scratch::new());
+                dispatch(ChunkRun { walk: &walk, lo, hi, scratch, compute: PhantomData::<C> })
+            }
+        })
     };
     let threads = if n >= parallel_min_len::<C>() { num_threads() } else { 1 };
     let mut total = ExactSum::new();
@@ -388,6 +389,7 @@ struct ChunkRun<'k, 'w, 'r, 'a, O, C> {
     walk: &'k Walk<'w, 'r, 'a, O>,
     lo: usize,
     hi: usize,
+    scratch: &'k mut Scratch,
     compute: PhantomData<C>,
 }
 
@@ -396,7 +398,7 @@ impl<C: Real, O: BlockOp<C>> Kernel for ChunkRun<'_, '_, '_, '_, O, C> {
 
     #[inline(always)]
     fn run<const FMA: bool>(self) -> Self::Output {
-        self.walk.run::<C, FMA>(self.lo, self.hi)
+        self.walk.run::<C, FMA>(self.lo, self.hi, self.scratch)
     }
 }
 
@@ -419,7 +421,12 @@ impl<O> Walk<'_, '_, '_, O> {
     /// gathered run by run along the plan. Either way each block starts at
     /// a multiple of `BLOCK` from `lo`, so the sum's order is fixed.
     #[inline(always)]
-    fn run<C: Real, const FMA: bool>(&self, lo: usize, hi: usize) -> Result<ChunkSums, KernelError>
+    fn run<C: Real, const FMA: bool>(
+        &self,
+        lo: usize,
+        hi: usize,
+        scratch: &mut Scratch,
+    ) -> Result<ChunkSums, KernelError>
     where
         O: BlockOp<C>,
     {
@@ -449,9 +456,10 @@ impl<O> Walk<'_, '_, '_, O> {
         }
         // Absent operands read as ones; present ones not read in place are
         // converted into these buffers.
-        // (An array of constants: built without copying the uninitialized buffers.)
-        let mut ins: [LazyBlock<C>; NIN] = [const { LazyBlock::new() }; NIN];
-        let (mut value_buf, mut grad_buf) = (LazyBlock::<C>::new(), LazyBlock::<C>::new());
+        let [b0, b1, b2, b3, b4, value, grad] = scratch.blocks::<C>();
+        let mut ins = [b0, b1, b2, b3, b4];
+        // The input slots whose buffer this chunk fills.
+        let mut written = [false; NIN];
         let mut segments: Small<Segment> = Small::new();
         let mut lanes = Lanes::default();
         // Repeating inputs: their first `period + BLOCK` values along the
@@ -460,6 +468,7 @@ impl<O> Walk<'_, '_, '_, O> {
             .ins
             .iter()
             .enumerate()
+            .take(if self.periodic.iter().any(Option::is_some) { nin } else { 0 })
             .map(|(k, (_, arr))| {
                 let (period, stride) = self.periodic[k].filter(|_| self.flat[k].is_none())?;
                 let mut values = vec![C::ZERO; period + BLOCK];
@@ -471,15 +480,16 @@ impl<O> Walk<'_, '_, '_, O> {
                 Some((period, values))
             })
             .collect();
-        let repeating = |k: usize| self.repeating[k].filter(|_| self.flat[k].is_none() && periodic[k].is_none());
-        let gathered = |k: usize| self.flat[k].is_none() && periodic[k].is_none() && repeating(k).is_none();
+        let periodic_at = |k: usize| periodic.get(k).and_then(Option::as_ref);
+        let repeating = |k: usize| self.repeating[k].filter(|_| self.flat[k].is_none() && periodic_at(k).is_none());
+        let gathered = |k: usize| self.flat[k].is_none() && periodic_at(k).is_none() && repeating(k).is_none();
         let strided = runs_axis || (0..nin).any(gathered) || (0..self.outs.len()).any(|k| self.flat[nin + k].is_none());
-        let mut runs = self.plan.runs(lo, if strided { hi } else { lo });
+        let mut runs = strided.then(|| self.plan.runs(lo, hi));
 
         let mut start = lo;
         while start < hi {
             let len = BLOCK.min(hi - start);
-            if strided {
+            if let Some(runs) = runs.as_mut() {
                 let mut filled = 0;
                 while filled < len {
                     let take = runs.len().min(len - filled);
@@ -487,7 +497,8 @@ impl<O> Walk<'_, '_, '_, O> {
                     for (k, (slot, arr)) in self.ins.iter().enumerate().filter(|(k, _)| gathered(*k)) {
                         // SAFETY: the run's offset and inner stride come from
                         // the plan of this array; `take` elements remain in it.
-                        unsafe { arr.gather(offsets[k], self.inner[k], &mut ins[*slot].get(filled + take)[filled..]) };
+                        unsafe { arr.gather(offsets[k], self.inner[k], &mut ins[*slot][filled..filled + take]) };
+                        written[*slot] = true;
                     }
                     if runs_axis || self.outs.iter().enumerate().any(|(k, _)| self.flat[nin + k].is_none()) {
                         let axis = if runs_axis { offsets[acc] } else { 0 };
@@ -500,8 +511,8 @@ impl<O> Walk<'_, '_, '_, O> {
             }
             // A partial (last) block is computed over whole vectors: its
             // operands are gathered into the buffers, whose lanes past `len`
-            // hold zeros or values of earlier blocks, and the extra results
-            // are dropped. A scalar remainder loop would cost more.
+            // are set to zero, and the extra results are dropped. A scalar
+            // remainder loop would cost more.
             let partial = len < BLOCK;
             let padded = if partial { len.next_multiple_of(VECTOR_BYTES / std::mem::size_of::<C>()) } else { len };
             let mut direct: [Option<*const C>; NIN] = [None; NIN];
@@ -513,11 +524,12 @@ impl<O> Walk<'_, '_, '_, O> {
                         let at = self.base[k] + (i / repeat) as isize * stride;
                         // SAFETY: elements `i..i + take` of the walk all sit
                         // at this one element of the array.
-                        unsafe { arr.gather(at, 0, &mut ins[*slot].get(i - start + take)[i - start..]) };
+                        unsafe { arr.gather(at, 0, &mut ins[*slot][i - start..i - start + take]) };
+                        written[*slot] = true;
                         i += take;
                     }
                 }
-                if let Some((period, values)) = &periodic[k] {
+                if let Some((period, values)) = periodic_at(k) {
                     direct[*slot] = Some(values[start % period..].as_ptr());
                 }
                 if let Some(stride) = self.flat[k] {
@@ -526,15 +538,14 @@ impl<O> Walk<'_, '_, '_, O> {
                     // lie on this array's line at `base + i * stride`.
                     direct[*slot] = if partial { None } else { unsafe { arr.contiguous::<C>(at, stride) } };
                     if direct[*slot].is_none() {
-                        unsafe { arr.gather(at, stride, ins[*slot].get(len)) };
+                        unsafe { arr.gather(at, stride, &mut ins[*slot][..len]) };
+                        written[*slot] = true;
                     }
                 }
             }
-            // Buffers written in this block, and read over `padded` lanes.
-            for b in ins.iter_mut().filter(|b| b.init > 0) {
-                b.get(padded);
+            for (b, _) in ins.iter_mut().zip(written).filter(|(_, w)| *w) {
+                b[len..padded].fill(C::ZERO);
             }
-            let (value, grad) = (value_buf.get(padded), grad_buf.get(padded));
             {
                 let views: [&[C]; NIN] = std::array::from_fn(|s| match direct[s] {
                     // SAFETY: the pointer is into a periodic buffer (which
@@ -546,9 +557,10 @@ impl<O> Walk<'_, '_, '_, O> {
                     // after the views are gone, and other tasks write other
                     // elements.
                     Some(p) => unsafe { std::slice::from_raw_parts(p, padded) },
-                    None => ins[s].read(padded).unwrap_or(&C::ONES[..padded]),
+                    None if written[s] => &ins[s][..padded],
+                    None => &C::ONES[..padded],
                 });
-                self.op.apply::<FMA>(views, value, grad)?;
+                self.op.apply::<FMA>(views, &mut value[..padded], &mut grad[..padded])?;
             }
             if self.sum {
                 lanes.add(&value[..len]);
@@ -595,7 +607,7 @@ impl<O> Walk<'_, '_, '_, O> {
                 }
             }
             for (k, (slot, out)) in self.outs.iter().enumerate() {
-                let src: &[C] = if *slot == 0 { value } else { grad };
+                let src: &[C] = if *slot == 0 { &value[..] } else { &grad[..] };
                 // SAFETY (both): the offsets and strides come from the plan
                 // of this very array and cover elements of this chunk, which
                 // no other task writes.
