@@ -257,21 +257,25 @@ fn ranges_meet(a: Option<(isize, isize)>, pa: *const u8, b: Option<(isize, isize
 
 /// Checks what the drivers rely on to write outputs safely: outputs are
 /// floats, no output overlaps itself or another output, and an output meets
-/// an input's memory only by being exactly that array.
-pub(crate) fn check_outputs(inputs: &[&ArrayRef<'_>], outputs: &[&ArrayMut<'_>]) -> Result<(), KernelError> {
-    for (i, out) in outputs.iter().enumerate() {
+/// an input's memory only by being exactly that array. Operands are given
+/// by slot, absent ones as None.
+pub(crate) fn check_outputs(
+    inputs: &[Option<&ArrayRef<'_>>],
+    outputs: &[Option<&ArrayMut<'_>>],
+) -> Result<(), KernelError> {
+    for (i, out) in outputs.iter().enumerate().filter_map(|(i, o)| o.map(|o| (i, o))) {
         if !out.dtype.is_float() {
             return Err(KernelError::OutputDType(out.dtype));
         }
         if out.overlaps_itself() {
             return Err(KernelError::OutputOverlapsItself);
         }
-        for other in &outputs[..i] {
+        for other in outputs[..i].iter().flatten() {
             if ranges_meet(out.extent(), out.ptr, other.extent(), other.ptr) {
                 return Err(KernelError::Overlap("two output arrays overlap".into()));
             }
         }
-        for inp in inputs {
+        for inp in inputs.iter().flatten() {
             if ranges_meet(out.extent(), out.ptr, inp.extent(), inp.ptr) && !out.is_same_array(inp) {
                 return Err(KernelError::Overlap(
                     "an output shares memory with an input without being that same array".into(),

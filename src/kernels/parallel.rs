@@ -258,10 +258,7 @@ pub(crate) fn drive<C: Real, O: BlockOp<C>>(
         ops.ins.iter().enumerate().filter_map(|(s, a)| a.map(|a| (s, a))).collect();
     let outs: Small<(usize, &ArrayMut<'_>)> =
         ops.outs.iter().enumerate().filter_map(|(s, a)| a.map(|a| (s, a))).collect();
-    check_outputs(
-        &ins.iter().map(|(_, a)| *a).collect::<Small<_>>(),
-        &outs.iter().map(|(_, a)| *a).collect::<Small<_>>(),
-    )?;
+    check_outputs(&ops.ins, &ops.outs)?;
 
     // The axis sums walk along as one more operand, in bytes of float64.
     let acc_strides: Option<Small<isize>> = ops.axis_sums.as_ref().map(|a| a.strides.iter().map(|s| s * 8).collect());
