@@ -21,12 +21,13 @@ pub const CHUNK: usize = 8192;
 const BLOCK: usize = 256;
 /// Below this many elements a call stays on the calling thread. Measured
 /// with `python benches/bench.py --scaling` (1 against 2 threads, mean and
-/// value+gradient, back-to-back calls) on 2 cores: a second thread gives
-/// 1.4-1.9x from 2^16 float32 and 2^15 float64 elements (about 50 us of
-/// work), and nothing at 2^15 float32 or 2^14 float64 elements.
+/// value+gradient, back-to-back calls; lower thresholds built in for the
+/// test) on 2 cores: a second thread gives 1.8-2.3x from 2^16 float32 and
+/// 1.6-1.8x from 2^14 float64 elements (about 15-30 us of work), and
+/// 0.9-1.4x at 2^15 float32.
 pub const PARALLEL_MIN_LEN_F32: usize = 1 << 16;
 /// See [`PARALLEL_MIN_LEN_F32`].
-pub const PARALLEL_MIN_LEN_F64: usize = 1 << 15;
+pub const PARALLEL_MIN_LEN_F64: usize = 1 << 14;
 
 /// The parallel threshold of compute type `C`.
 fn parallel_min_len<C: Real>() -> usize {
