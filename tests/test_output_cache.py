@@ -7,6 +7,7 @@ import gc
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -151,3 +152,24 @@ def test_show_config_reports_the_cache(capsys, batch):
     text = capsys.readouterr().out
     expected = "output cache: up to 1,024 MiB in 4 blocks of 8 MiB or more (holding 1: 8.0 MiB)"
     assert expected in text
+
+
+def test_python_threads_share_the_cache_safely(batch):
+    x, y = batch
+    expected = fb.binary_cross_entropy_with_logits(x, y, reduction="none").copy()
+    failures = []
+
+    def work():
+        for _ in range(8):
+            out = fb.binary_cross_entropy_with_logits(x, y, reduction="none")
+            if not np.array_equal(out, expected):
+                failures.append(address(out))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    blocks, held_bytes = held()
+    assert blocks <= _core.OUTPUT_CACHE_MAX_BLOCKS and held_bytes == blocks * N * 4

@@ -4,9 +4,12 @@ weight and pos_weight broadcast, loss, reduction and `out=`."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+
+import fastbce as fb
 
 from layouts import LAYOUTS, broadcastable_shape, in_layout
 from reference import FUNCS, LOGITS, PROBS, assert_close, reference
@@ -116,3 +119,15 @@ def test_matches_float64_reference(simd_level, problem):
         assert written is out
     elif writes_array or out is None:
         np.testing.assert_array_equal(x, x_before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_short_call_reads_zeros_past_its_end_not_an_earlier_calls_data(dtype):
+    # Strided operands are gathered into per-thread block buffers, and a
+    # short call computes over whole vectors past its last element. Logits
+    # of 5 left in those buffers would be probabilities out of range there.
+    logits = np.full(1024, 5.0, dtype)[::2]
+    assert fb.binary_cross_entropy_with_logits(logits, np.ones(1024, dtype)[::2]) > 0
+    p = np.full(200, 0.25, dtype)[::2]
+    loss = fb.binary_cross_entropy(p, np.zeros(200, dtype)[::2])
+    np.testing.assert_allclose(loss, np.log(4 / 3), rtol=RTOL[dtype])
