@@ -14,7 +14,6 @@
 //! when the array dies.
 
 use std::alloc::{Layout, alloc, alloc_zeroed, dealloc};
-use std::collections::HashMap;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -32,13 +31,14 @@ const ALIGN: usize = 2 << 20;
 const PAGE: usize = 4096;
 
 static MAX_HELD: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_BYTES);
-static STATE: Mutex<State> = Mutex::new(State { held: Vec::new(), live: None });
+static STATE: Mutex<State> = Mutex::new(State { held: Vec::new(), live: Vec::new() });
 
 struct State {
     /// Freed blocks, oldest first: (address, length).
     held: Vec<(usize, usize)>,
-    /// The length of every block handed out and not yet freed, by address.
-    live: Option<HashMap<usize, usize>>,
+    /// Blocks handed out and not yet freed: (address, length). Few (each
+    /// is at least MIN_BYTES), so a list.
+    live: Vec<(usize, usize)>,
 }
 
 fn state() -> MutexGuard<'static, State> {
@@ -83,7 +83,7 @@ fn allocate(size: usize, zeroed: bool) -> *mut u8 {
     let mut st = state();
     if !zeroed && let Some(i) = st.held.iter().position(|&(_, held)| held == len) {
         let (addr, _) = st.held.remove(i);
-        st.live.get_or_insert_with(HashMap::new).insert(addr, len);
+        st.live.push((addr, len));
         return addr as *mut u8;
     }
     drop(st);
@@ -91,7 +91,7 @@ fn allocate(size: usize, zeroed: bool) -> *mut u8 {
     let ptr = unsafe { if zeroed { alloc_zeroed(layout(len)) } else { alloc(layout(len)) } };
     if !ptr.is_null() {
         advise(ptr, len, Advice::HugePages);
-        state().live.get_or_insert_with(HashMap::new).insert(ptr as usize, len);
+        state().live.push((ptr as usize, len));
     }
     ptr
 }
@@ -102,12 +102,13 @@ fn release(ptr: *mut u8) {
         return;
     }
     let mut st = state();
-    let Some(len) = st.live.as_mut().and_then(|live| live.remove(&(ptr as usize))) else {
+    let Some(i) = st.live.iter().position(|&(addr, _)| addr == ptr as usize) else {
         // Not a block of this cache: NumPy frees only what it allocated
         // through the handler, so this cannot happen; leaking is the safe
         // answer if it ever did.
         return;
     };
+    let (_, len) = st.live.swap_remove(i);
     let bound = max_bytes();
     if len > bound {
         drop(st);
@@ -216,7 +217,7 @@ unsafe extern "C" fn handler_realloc(_ctx: *mut c_void, ptr: *mut c_void, size: 
     if new.is_null() || ptr.is_null() {
         return new.cast();
     }
-    let old_len = state().live.as_ref().and_then(|live| live.get(&(ptr as usize)).copied()).unwrap_or(0);
+    let old_len = state().live.iter().find(|&&(addr, _)| addr == ptr as usize).map_or(0, |&(_, len)| len);
     // SAFETY: `ptr` is a live block of `old_len` bytes and `new` a distinct
     // one of at least `size`; both are valid for the bytes copied.
     unsafe { std::ptr::copy_nonoverlapping(ptr.cast::<u8>(), new, old_len.min(size)) };

@@ -254,7 +254,6 @@ fn quick<'py>(
             _ => empty_like(x, &result),
         })
         .transpose()?;
-    let fresh = out.is_none() || (grad && elementwise);
     let n = x.len();
     let mut req =
         LossRequest::new(if probabilities { Loss::Probabilities } else { Loss::Logits }, input_view, target_view);
@@ -263,7 +262,7 @@ fn quick<'py>(
     req.sum = total;
     req.grad_scale = if mean && n > 0 { grad_output / n as f64 } else { grad_output };
     // A recycled block's pages are mapped already: written as into `out`.
-    req.fresh_outputs = fresh && !uses_output_cache(x, &result);
+    req.fresh_outputs = (out.is_none() || (grad && elementwise)) && !uses_output_cache(x, &result);
     let (Ok(loss_view), Ok(grad_view)) = (
         loss_out.as_ref().map(|a| view_mut(a, "out")).transpose(),
         grad_out.as_ref().map(|a| view_mut(a, "out")).transpose(),
