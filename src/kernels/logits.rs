@@ -43,7 +43,7 @@ fn block<C: Real, const FMA: bool, const VALUE: bool, const GRAD: bool, const PL
             value[i] = if PLAIN { loss } else { w[i] * loss };
         }
         if GRAD {
-            let (s_pos, s_neg) = sigmoid_pair(x, e);
+            let (s_pos, s_neg) = sigmoid_pair::<C, FMA>(x, e);
             let d = a * s_pos - b * s_neg;
             grad[i] = if PLAIN { scale * d } else { scale * go[i] * w[i] * d };
         }

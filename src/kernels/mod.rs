@@ -204,7 +204,7 @@ impl<C: Real> BlockOp<C> for Sigmoid {
     #[inline(always)]
     fn apply<const FMA: bool>(&self, ins: [&[C]; NIN], value: &mut [C], _grad: &mut [C]) -> Result<(), KernelError> {
         for (v, &x) in value.iter_mut().zip(ins[0]) {
-            *v = math::sigmoid_pair(x, math::exp_neg_abs::<C, FMA>(x)).0;
+            *v = math::sigmoid_pair::<C, FMA>(x, math::exp_neg_abs::<C, FMA>(x)).0;
         }
         Ok(())
     }

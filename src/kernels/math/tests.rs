@@ -35,6 +35,7 @@ enum Func {
     Log1p,
     Ln,
     LnOneMinus,
+    Recip,
 }
 
 struct Eval<'a, T> {
@@ -51,6 +52,7 @@ impl<T: Real> Kernel for Eval<'_, T> {
             Func::Log1p => self.values.iter_mut().for_each(|v| *v = log1p_unit::<T, FMA>(*v)),
             Func::Ln => self.values.iter_mut().for_each(|v| *v = ln_unit::<T, FMA>(*v)),
             Func::LnOneMinus => self.values.iter_mut().for_each(|v| *v = ln_one_minus::<T, FMA>(*v)),
+            Func::Recip => self.values.iter_mut().for_each(|v| *v = T::quotient::<FMA>(T::ONE, *v)),
         }
     }
 }
@@ -65,6 +67,7 @@ fn reference(func: Func, x: f64) -> f64 {
         Func::Log1p => x.ln_1p(),
         Func::Ln => x.ln(),
         Func::LnOneMinus => (-x).ln_1p(),
+        Func::Recip => 1.0 / x,
     }
 }
 
@@ -184,6 +187,40 @@ fn f64_math_within_two_ulp() {
     set_level(crate::kernels::simd::detected()).unwrap();
 }
 
+/// The float64 reciprocal behind `quotient`, at every level, over `[1, 4]`
+/// (dense, its ends, and every float32 boundary's neighbours): its error,
+/// `(1 - d r) / d`, is exact by fused multiply-add, and at most
+/// `0.5 + 2^-16` ULP of `r` (see `recip_f64`); where FMA is not a single
+/// instruction, `quotient` divides, so the error is at most 0.5 ULP.
+#[test]
+fn f64_reciprocal_within_half_ulp() {
+    let _guard = test_lock();
+    let mut inputs: Vec<f64> = (0..=600_000).map(|i| 1.0 + 3.0 * i as f64 / 600_000.0).collect();
+    for k in 0..2_000u32 {
+        let f = f32::from_bits(1.0f32.to_bits() + k * 4_000 + 1) as f64;
+        inputs.extend([f, f64::from_bits(f.to_bits() - 1), f64::from_bits(f.to_bits() + 1), 4.0 / f]);
+    }
+    inputs.extend([f64::from_bits(4.0f64.to_bits() - 1), 3.0, 3.0 - f64::EPSILON]);
+    for level in Level::available() {
+        set_level(level).unwrap();
+        let mut out = inputs.clone();
+        eval(Func::Recip, &mut out);
+        let mut worst = 0.0f64;
+        for (&d, &r) in inputs.iter().zip(&out) {
+            let ulp = f64::from_bits(r.to_bits() + 1) - r;
+            let e = ((-d).mul_add(r, 1.0) / d).abs() / ulp;
+            assert!(e <= 0.5 + 2f64.powi(-16), "{level:?}: 1 / {d:e} = {r:e} ({e} ULP)");
+            worst = worst.max(e);
+        }
+        println!("{level:?}: max reciprocal error {worst:.6} ULP");
+        let mut ends = [1.0f64, 2.0, 4.0, f64::NAN];
+        eval(Func::Recip, &mut ends);
+        assert_eq!(&ends[..3], &[1.0, 0.5, 0.25]);
+        assert!(ends[3].is_nan());
+    }
+    set_level(crate::kernels::simd::detected()).unwrap();
+}
+
 #[test]
 fn special_values() {
     let _guard = test_lock();
@@ -222,14 +259,16 @@ fn pairs_keep_tails_and_limits() {
     assert!(((pos - want) / want).abs() < 1e-15, "{pos} vs {want}");
     assert_eq!(neg, 40.0 + want);
     for &x in &[-30.0f64, -1.5, 0.0, 0.25, 17.0, 745.0] {
-        let (p, n) = sigmoid_pair(x, exp_neg_abs::<f64, false>(x));
+        let (p, n) = sigmoid_pair::<f64, false>(x, exp_neg_abs::<f64, false>(x));
         assert!((p + n - 1.0).abs() <= f64::EPSILON, "x = {x}");
     }
     let e = exp_neg_abs::<f64, false>(f64::INFINITY);
     assert_eq!(softplus_combination::<f64, false>(f64::INFINITY, e, 1.0, 0.0, 1.0), f64::INFINITY);
     assert_eq!(softplus_combination::<f64, false>(f64::INFINITY, e, 0.0, 1.0, 1.0), 0.0);
     assert_eq!(softplus_combination::<f64, false>(f64::NEG_INFINITY, e, 0.0, 2.0, 2.0), f64::INFINITY);
-    assert_eq!(sigmoid_pair(f64::INFINITY, e), (1.0, 0.0));
-    assert_eq!(sigmoid_pair(f64::NEG_INFINITY, e), (0.0, 1.0));
+    assert_eq!(sigmoid_pair::<f64, false>(f64::INFINITY, e), (1.0, 0.0));
+    assert_eq!(sigmoid_pair::<f64, false>(f64::NEG_INFINITY, e), (0.0, 1.0));
+    assert_eq!(sigmoid_pair::<f64, true>(f64::INFINITY, e), (1.0, 0.0));
+    assert_eq!(sigmoid_pair::<f64, true>(f64::NEG_INFINITY, e), (0.0, 1.0));
     assert_eq!(times(0.0, f64::INFINITY), 0.0);
 }
