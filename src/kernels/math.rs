@@ -52,9 +52,6 @@ pub trait Real:
     fn ln_parts(self) -> (Self, Self);
     /// `n / d` for `d` in `[1, 4]`, within 1 ULP (see `recip_f64`).
     fn quotient<const FMA: bool>(n: Self, d: Self) -> Self;
-    /// 1 for `self` in `[1/2, 1]` (and NaN), 0 for `self` in `[0, 1/2)`,
-    /// from the exponent bits: arithmetic, not a selection (see `log1p_unit`).
-    fn at_least_half(self) -> Self;
 }
 
 /// `a * b + c`, fused when the instruction set has FMA.
@@ -220,12 +217,6 @@ macro_rules! exp_log {
         }
 
         #[inline(always)]
-        fn at_least_half(self) -> $t {
-            let exponent = ((self.to_bits() >> $mant) as $ibits) - ($bias - 2);
-            exponent.clamp(0, 1) as $t
-        }
-
-        #[inline(always)]
         fn ln_parts(self) -> ($t, $t) {
             const ONE_BITS: $bits = (1.0 as $t).to_bits();
             const MANT_MASK: $bits = (1 << $mant) - 1;
@@ -298,11 +289,12 @@ fn recip_f64(d: f64) -> f64 {
 /// `f = (e - 1) / 2` (k = 1, exact by Sterbenz's lemma),
 /// `log1p(e) = k ln2 + log1p(f)`.
 ///
-/// `f = (e - k) (1 - k/2)` is written as arithmetic on `k`: given a
-/// selection, LLVM evaluates the whole logarithm for both choices.
+/// `k` is a selection of constants and `f = (e - k) (1 - k/2)` arithmetic
+/// on it: given a selection of `f`, LLVM evaluates the whole logarithm for
+/// both choices.
 #[inline(always)]
 pub fn log1p_unit<C: Real, const FMA: bool>(e: C) -> C {
-    let k = e.at_least_half();
+    let k = if e >= C::from_f64(0.5) { C::ONE } else { C::ZERO };
     let f = (e - k) * (C::ONE - C::from_f64(0.5) * k);
     C::log1p_reduced::<FMA>(f, k)
 }
