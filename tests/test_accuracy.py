@@ -55,11 +55,15 @@ def _grid(dtype):
     return x, y, w, p
 
 
+@pytest.mark.parametrize("with_weight", [True, False], ids=["weight", "no-weight"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_loss_and_gradient_within_4_ulp(dtype, simd_level):
+def test_loss_and_gradient_within_4_ulp(dtype, with_weight, simd_level):
     x, y, w, p = _grid(dtype)
-    loss = fb.binary_cross_entropy_with_logits(x, y, w, "none", p)
-    grad = fb.binary_cross_entropy_with_logits_grad(x, y, w, "none", p)
+    if not with_weight:
+        w = np.ones_like(w)
+    weight = w if with_weight else None
+    loss = fb.binary_cross_entropy_with_logits(x, y, weight, "none", p)
+    grad = fb.binary_cross_entropy_with_logits_grad(x, y, weight, "none", p)
     worst_loss = worst_grad = (0.0, None)
     for i in range(x.size):
         args = (float(x[i]), float(y[i]), float(w[i]), float(p[i]))
@@ -70,7 +74,7 @@ def test_loss_and_gradient_within_4_ulp(dtype, simd_level):
         e = ulp_error(float(grad[i]), exact_grad, dtype, scale=term)
         if e > worst_grad[0]:
             worst_grad = (e, args)
-    name = f"{np.dtype(dtype).name} ({simd_level})"
+    name = f"{np.dtype(dtype).name}, {'weight' if with_weight else 'no weight'} ({simd_level})"
     print(f"\n{name}: max loss error {worst_loss[0]:.2f} ULP at (x, y, w, p) = {worst_loss[1]}")
     print(f"{name}: max gradient error {worst_grad[0]:.2f} ULP of the larger term at {worst_grad[1]}")
     assert worst_loss[0] <= MAX_ULP, worst_loss

@@ -15,13 +15,16 @@ pub(crate) struct Logits<C> {
     /// No weight, pos_weight or grad_output: the common case, computed
     /// without multiplying by ones.
     pub plain: bool,
+    /// A weight or grad_output is given (without either, a pos_weight call
+    /// skips their multiplications by ones).
+    pub weighted: bool,
     /// Factor of every gradient element (grad_output, divided by the count
     /// for a mean).
     pub scale: C,
 }
 
 #[inline(always)]
-fn block<C: Real, const FMA: bool, const VALUE: bool, const GRAD: bool, const PLAIN: bool>(
+fn block<C: Real, const FMA: bool, const VALUE: bool, const GRAD: bool, const PLAIN: bool, const WEIGHTED: bool>(
     ins: [&[C]; NIN],
     value: &mut [C],
     grad: &mut [C],
@@ -40,12 +43,12 @@ fn block<C: Real, const FMA: bool, const VALUE: bool, const GRAD: bool, const PL
             // With b = y, a + b is 1 (exactly, mathematically; use it so).
             let a_plus_b = if PLAIN { C::ONE } else { a + b };
             let loss = softplus_combination::<C, FMA>(x, e, a, b, a_plus_b);
-            value[i] = if PLAIN { loss } else { w[i] * loss };
+            value[i] = if WEIGHTED { w[i] * loss } else { loss };
         }
         if GRAD {
             let (s_pos, s_neg) = sigmoid_pair::<C, FMA>(x, e);
             let d = a * s_pos - b * s_neg;
-            grad[i] = if PLAIN { scale * d } else { scale * go[i] * w[i] * d };
+            grad[i] = if WEIGHTED { scale * go[i] * w[i] * d } else { scale * d };
         }
     }
 }
@@ -54,14 +57,18 @@ impl<C: Real> BlockOp<C> for Logits<C> {
     #[inline(always)]
     fn apply<const FMA: bool>(&self, ins: [&[C]; NIN], value: &mut [C], grad: &mut [C]) -> Result<(), KernelError> {
         let s = self.scale;
-        match (self.value, self.grad, self.plain) {
-            (true, true, true) => block::<C, FMA, true, true, true>(ins, value, grad, s),
-            (true, false, true) => block::<C, FMA, true, false, true>(ins, value, grad, s),
-            (false, true, true) => block::<C, FMA, false, true, true>(ins, value, grad, s),
-            (true, true, false) => block::<C, FMA, true, true, false>(ins, value, grad, s),
-            (true, false, false) => block::<C, FMA, true, false, false>(ins, value, grad, s),
-            (false, true, false) => block::<C, FMA, false, true, false>(ins, value, grad, s),
-            (false, false, _) => {}
+        // Plain calls have no weights; the rest pick whether they multiply by them.
+        match (self.value, self.grad, self.plain, self.weighted) {
+            (true, true, true, _) => block::<C, FMA, true, true, true, false>(ins, value, grad, s),
+            (true, false, true, _) => block::<C, FMA, true, false, true, false>(ins, value, grad, s),
+            (false, true, true, _) => block::<C, FMA, false, true, true, false>(ins, value, grad, s),
+            (true, true, false, true) => block::<C, FMA, true, true, false, true>(ins, value, grad, s),
+            (true, false, false, true) => block::<C, FMA, true, false, false, true>(ins, value, grad, s),
+            (false, true, false, true) => block::<C, FMA, false, true, false, true>(ins, value, grad, s),
+            (true, true, false, false) => block::<C, FMA, true, true, false, false>(ins, value, grad, s),
+            (true, false, false, false) => block::<C, FMA, true, false, false, false>(ins, value, grad, s),
+            (false, true, false, false) => block::<C, FMA, false, true, false, false>(ins, value, grad, s),
+            (false, false, ..) => {}
         }
         Ok(())
     }

@@ -163,8 +163,9 @@ fn run<C: Real>(req: &mut LossRequest<'_>) -> Result<ExactSum, KernelError> {
     let scale = C::from_f64(req.grad_scale);
     match req.loss {
         Loss::Logits => {
-            let plain = req.weight.is_none() && pos_weight.is_none() && req.grad_output.is_none();
-            drive(&mut ops, &logits::Logits { value, grad, plain, scale }, req.sum)
+            let weighted = req.weight.is_some() || req.grad_output.is_some();
+            let plain = !weighted && pos_weight.is_none();
+            drive(&mut ops, &logits::Logits { value, grad, plain, weighted, scale }, req.sum)
         }
         Loss::Probabilities => {
             // Validate everything before writing over an input.

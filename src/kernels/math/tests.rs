@@ -188,7 +188,8 @@ fn f64_math_within_two_ulp() {
 }
 
 /// The float64 reciprocal behind `quotient`, at every level, over `[1, 4]`
-/// (dense, its ends, and every float32 boundary's neighbours): its error,
+/// (dense, its ends, and float32 values with their float64 neighbours,
+/// where the float32 start is exact or off by one rounding): its error,
 /// `(1 - d r) / d`, is exact by fused multiply-add, and at most
 /// `0.5 + 2^-16` ULP of `r` (see `recip_f64`); where FMA is not a single
 /// instruction, `quotient` divides, so the error is at most 0.5 ULP.
