@@ -53,22 +53,33 @@ fn block<C: Real, const FMA: bool, const VALUE: bool, const GRAD: bool, const PL
     }
 }
 
+impl<C: Real> Logits<C> {
+    /// `block` for this call's operands: plain calls have no weights; the
+    /// others multiply by weight and grad_output only when one is given.
+    #[inline(always)]
+    fn run<const FMA: bool, const VALUE: bool, const GRAD: bool>(
+        &self,
+        ins: [&[C]; NIN],
+        value: &mut [C],
+        grad: &mut [C],
+    ) {
+        let s = self.scale;
+        match (self.plain, self.weighted) {
+            (true, _) => block::<C, FMA, VALUE, GRAD, true, false>(ins, value, grad, s),
+            (false, true) => block::<C, FMA, VALUE, GRAD, false, true>(ins, value, grad, s),
+            (false, false) => block::<C, FMA, VALUE, GRAD, false, false>(ins, value, grad, s),
+        }
+    }
+}
+
 impl<C: Real> BlockOp<C> for Logits<C> {
     #[inline(always)]
     fn apply<const FMA: bool>(&self, ins: [&[C]; NIN], value: &mut [C], grad: &mut [C]) -> Result<(), KernelError> {
-        let s = self.scale;
-        // Plain calls have no weights; the rest pick whether they multiply by them.
-        match (self.value, self.grad, self.plain, self.weighted) {
-            (true, true, true, _) => block::<C, FMA, true, true, true, false>(ins, value, grad, s),
-            (true, false, true, _) => block::<C, FMA, true, false, true, false>(ins, value, grad, s),
-            (false, true, true, _) => block::<C, FMA, false, true, true, false>(ins, value, grad, s),
-            (true, true, false, true) => block::<C, FMA, true, true, false, true>(ins, value, grad, s),
-            (true, false, false, true) => block::<C, FMA, true, false, false, true>(ins, value, grad, s),
-            (false, true, false, true) => block::<C, FMA, false, true, false, true>(ins, value, grad, s),
-            (true, true, false, false) => block::<C, FMA, true, true, false, false>(ins, value, grad, s),
-            (true, false, false, false) => block::<C, FMA, true, false, false, false>(ins, value, grad, s),
-            (false, true, false, false) => block::<C, FMA, false, true, false, false>(ins, value, grad, s),
-            (false, false, ..) => {}
+        match (self.value, self.grad) {
+            (true, true) => self.run::<FMA, true, true>(ins, value, grad),
+            (true, false) => self.run::<FMA, true, false>(ins, value, grad),
+            (false, true) => self.run::<FMA, false, true>(ins, value, grad),
+            (false, false) => {}
         }
         Ok(())
     }
