@@ -12,11 +12,9 @@ use super::parallel::{BlockOp, NIN};
 pub(crate) struct Logits<C> {
     pub value: bool,
     pub grad: bool,
-    /// No weight, pos_weight or grad_output: the common case, computed
-    /// without multiplying by ones.
-    pub plain: bool,
-    /// A weight or grad_output is given (without either, a pos_weight call
-    /// skips their multiplications by ones).
+    /// A pos_weight is given.
+    pub pos_weight: bool,
+    /// A weight or grad_output is given.
     pub weighted: bool,
     /// Factor of every gradient element (grad_output, divided by the count
     /// for a mean).
@@ -24,7 +22,14 @@ pub(crate) struct Logits<C> {
 }
 
 #[inline(always)]
-fn block<C: Real, const FMA: bool, const VALUE: bool, const GRAD: bool, const PLAIN: bool, const WEIGHTED: bool>(
+fn block<
+    C: Real,
+    const FMA: bool,
+    const VALUE: bool,
+    const GRAD: bool,
+    const POS_WEIGHT: bool,
+    const WEIGHTED: bool,
+>(
     ins: [&[C]; NIN],
     value: &mut [C],
     grad: &mut [C],
@@ -37,11 +42,11 @@ fn block<C: Real, const FMA: bool, const VALUE: bool, const GRAD: bool, const PL
     for i in 0..n {
         let x = x[i];
         let a = C::ONE - y[i];
-        let b = if PLAIN { y[i] } else { p[i] * y[i] };
+        let b = if POS_WEIGHT { p[i] * y[i] } else { y[i] };
         let e = exp_neg_abs::<C, FMA>(x);
         if VALUE {
             // With b = y, a + b is 1 (exactly, mathematically; use it so).
-            let a_plus_b = if PLAIN { C::ONE } else { a + b };
+            let a_plus_b = if POS_WEIGHT { a + b } else { C::ONE };
             let loss = softplus_combination::<C, FMA>(x, e, a, b, a_plus_b);
             value[i] = if WEIGHTED { w[i] * loss } else { loss };
         }
@@ -54,8 +59,9 @@ fn block<C: Real, const FMA: bool, const VALUE: bool, const GRAD: bool, const PL
 }
 
 impl<C: Real> Logits<C> {
-    /// `block` for this call's operands: plain calls have no weights; the
-    /// others multiply by weight and grad_output only when one is given.
+    /// `block` for this call's operands, without multiplying by the ones of
+    /// an absent operand; a weighted call without pos_weight reads ones for
+    /// it (one variant fewer to compile; weights cost more than that).
     #[inline(always)]
     fn run<const FMA: bool, const VALUE: bool, const GRAD: bool>(
         &self,
@@ -64,10 +70,10 @@ impl<C: Real> Logits<C> {
         grad: &mut [C],
     ) {
         let s = self.scale;
-        match (self.plain, self.weighted) {
-            (true, _) => block::<C, FMA, VALUE, GRAD, true, false>(ins, value, grad, s),
-            (false, true) => block::<C, FMA, VALUE, GRAD, false, true>(ins, value, grad, s),
+        match (self.pos_weight, self.weighted) {
             (false, false) => block::<C, FMA, VALUE, GRAD, false, false>(ins, value, grad, s),
+            (true, false) => block::<C, FMA, VALUE, GRAD, true, false>(ins, value, grad, s),
+            (_, true) => block::<C, FMA, VALUE, GRAD, true, true>(ins, value, grad, s),
         }
     }
 }

@@ -164,8 +164,8 @@ fn run<C: Real>(req: &mut LossRequest<'_>) -> Result<ExactSum, KernelError> {
     match req.loss {
         Loss::Logits => {
             let weighted = req.weight.is_some() || req.grad_output.is_some();
-            let plain = !weighted && pos_weight.is_none();
-            drive(&mut ops, &logits::Logits { value, grad, plain, weighted, scale }, req.sum)
+            let logits = logits::Logits { value, grad, pos_weight: pos_weight.is_some(), weighted, scale };
+            drive(&mut ops, &logits, req.sum)
         }
         Loss::Probabilities => {
             // Validate everything before writing over an input.
