@@ -280,9 +280,19 @@ pub(crate) fn drive<C: Real, O: BlockOp<C>>(
     let flat = plan.flat_strides();
     // Only operands that are not flat can repeat (the common call has none).
     let all_flat = flat.iter().all(Option::is_some);
+    let periods = if all_flat { smallvec::smallvec![None; flat.len()] } else { plan.periods(MAX_PERIOD) };
+    let periodic = ins
+        .iter()
+        .enumerate()
+        .map(|(k, (_, arr))| {
+            let (period, stride) = periods[k].filter(|_| flat[k].is_none())?;
+            // SAFETY: the period's elements are the array's line from `base`.
+            Some(Periodic::new(period, |values| unsafe { arr.gather(plan.base()[k], stride, values) }))
+        })
+        .collect();
     let walk = Walk {
         plan: &plan,
-        periodic: if all_flat { smallvec::smallvec![None; flat.len()] } else { plan.periods(MAX_PERIOD) },
+        periodic,
         repeating: if all_flat { smallvec::smallvec![None; flat.len()] } else { plan.repeats() },
         flat,
         inner: plan.inner_strides(),
@@ -326,6 +336,52 @@ pub(crate) fn drive<C: Real, O: BlockOp<C>>(
     Ok(total)
 }
 
+/// The values of an input that repeats along the walk with period `period`,
+/// laid out so that every block's values are one vector-aligned slice.
+struct Periodic<C> {
+    /// Its values repeated: `values[skew + i]` is the value of element `i`
+    /// (mod `span`), for `span + BLOCK` values.
+    values: Vec<C>,
+    skew: usize,
+    /// A multiple of the period, and of a vector's lanes when that is short
+    /// enough, so that blocks (which start at multiples of BLOCK) start at
+    /// aligned positions: loads across cache lines cost twice.
+    span: usize,
+}
+
+impl<C: Real> Periodic<C> {
+    /// Repeats the `period` values `first` writes.
+    fn new(period: usize, first: impl FnOnce(&mut [C])) -> Self {
+        let lanes = VECTOR_BYTES / size_of::<C>();
+        let aligned = period * lanes / gcd(period, lanes);
+        let span = if aligned <= MAX_PERIOD { aligned } else { period };
+        let mut values = vec![C::ZERO; lanes + span + BLOCK];
+        // An offset of `usize::MAX` (allowed to happen) means no alignment, no harm.
+        let skew = values.as_ptr().align_offset(VECTOR_BYTES).min(lanes);
+        first(&mut values[skew..skew + period]);
+        // Double the repeated stretch (a whole number of periods) until full.
+        let mut filled = period;
+        while skew + filled < values.len() {
+            let take = filled.min(values.len() - skew - filled);
+            values.copy_within(skew..skew + take, skew + filled);
+            filled += take;
+        }
+        Periodic { values, skew, span }
+    }
+
+    /// The values from walk element `start` on: at least BLOCK of them.
+    fn at(&self, start: usize) -> &[C] {
+        &self.values[self.skew + start % self.span..]
+    }
+}
+
+fn gcd(mut a: usize, mut b: usize) -> usize {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
 /// What one chunk adds up.
 struct ChunkSums {
     /// The sum of all its values (0 unless summing).
@@ -335,15 +391,15 @@ struct ChunkSums {
     axis: Option<(usize, Vec<f64>)>,
 }
 
-struct Walk<'w, 'r, 'a, O> {
+struct Walk<'w, 'r, 'a, O, C> {
     plan: &'w Plan,
     /// Per operand (inputs, then outputs): the byte stride between
     /// consecutive elements of the walk if the operand is one strided line
     /// over the whole walk (element `i` at `base + i * stride`), else `None`.
     flat: Small<Option<isize>>,
-    /// Per input: `(period, stride)` of a non-flat input that repeats (see
-    /// `Plan::periods`); it is read from a buffer of its values, repeated.
-    periodic: Small<Option<(usize, isize)>>,
+    /// Per input: the values of a non-flat input that repeats (see
+    /// `Plan::periods`), read from there.
+    periodic: Small<Option<Periodic<C>>>,
     /// Per input: `(repeat, stride)` of a non-flat input whose values each
     /// repeat (see `Plan::repeats`); it is filled a value at a time.
     repeating: Small<Option<(usize, isize)>>,
@@ -391,7 +447,7 @@ impl AxisMode {
 
 /// One chunk of a walk, as a kernel compiled per instruction-set level.
 struct ChunkRun<'k, 'w, 'r, 'a, O, C> {
-    walk: &'k Walk<'w, 'r, 'a, O>,
+    walk: &'k Walk<'w, 'r, 'a, O, C>,
     lo: usize,
     hi: usize,
     scratch: &'k mut Scratch,
@@ -403,7 +459,7 @@ impl<C: Real, O: BlockOp<C>> Kernel for ChunkRun<'_, '_, '_, '_, O, C> {
 
     #[inline(always)]
     fn run<const FMA: bool>(self) -> Self::Output {
-        self.walk.run::<C, FMA>(self.lo, self.hi, self.scratch)
+        self.walk.run::<FMA>(self.lo, self.hi, self.scratch)
     }
 }
 
@@ -417,7 +473,7 @@ struct Segment {
     axis: isize,
 }
 
-impl<O> Walk<'_, '_, '_, O> {
+impl<O, C: Real> Walk<'_, '_, '_, O, C> {
     /// Processes elements `lo..hi` of the walk, a block of `BLOCK` at a
     /// time; returns the sum of their values (when summing).
     ///
@@ -426,12 +482,7 @@ impl<O> Walk<'_, '_, '_, O> {
     /// gathered run by run along the plan. Either way each block starts at
     /// a multiple of `BLOCK` from `lo`, so the sum's order is fixed.
     #[inline(always)]
-    fn run<C: Real, const FMA: bool>(
-        &self,
-        lo: usize,
-        hi: usize,
-        scratch: &mut Scratch,
-    ) -> Result<ChunkSums, KernelError>
+    fn run<const FMA: bool>(&self, lo: usize, hi: usize, scratch: &mut Scratch) -> Result<ChunkSums, KernelError>
     where
         O: BlockOp<C>,
     {
@@ -467,25 +518,7 @@ impl<O> Walk<'_, '_, '_, O> {
         let mut written = [false; NIN];
         let mut segments: Small<Segment> = Small::new();
         let mut lanes = Lanes::default();
-        // Repeating inputs: their first `period + BLOCK` values along the
-        // walk, so that any block's values are one slice of the buffer.
-        let periodic: Small<Option<(usize, Vec<C>)>> = self
-            .ins
-            .iter()
-            .enumerate()
-            .take(if self.periodic.iter().any(Option::is_some) { nin } else { 0 })
-            .map(|(k, (_, arr))| {
-                let (period, stride) = self.periodic[k].filter(|_| self.flat[k].is_none())?;
-                let mut values = vec![C::ZERO; period + BLOCK];
-                // SAFETY: the period's elements are the array's line from `base`.
-                unsafe { arr.gather(self.base[k], stride, &mut values[..period]) };
-                for j in period..values.len() {
-                    values[j] = values[j - period];
-                }
-                Some((period, values))
-            })
-            .collect();
-        let periodic_at = |k: usize| periodic.get(k).and_then(Option::as_ref);
+        let periodic_at = |k: usize| self.periodic[k].as_ref();
         let repeating = |k: usize| self.repeating[k].filter(|_| self.flat[k].is_none() && periodic_at(k).is_none());
         let gathered = |k: usize| self.flat[k].is_none() && periodic_at(k).is_none() && repeating(k).is_none();
         let strided = runs_axis || (0..nin).any(gathered) || (0..self.outs.len()).any(|k| self.flat[nin + k].is_none());
@@ -540,8 +573,8 @@ impl<O> Walk<'_, '_, '_, O> {
                         i += take;
                     }
                 }
-                if let Some((period, values)) = periodic_at(k) {
-                    direct[*slot] = Some(values[start % period..].as_ptr());
+                if let Some(periodic) = periodic_at(k) {
+                    direct[*slot] = Some(periodic.at(start).as_ptr());
                 }
                 if let Some(stride) = self.flat[k] {
                     let at = self.base[k] + start as isize * stride;
@@ -564,9 +597,9 @@ impl<O> Walk<'_, '_, '_, O> {
             }
             {
                 let views: [&[C]; NIN] = std::array::from_fn(|s| match direct[s] {
-                    // SAFETY: the pointer is into a periodic buffer (which
-                    // holds `start % period + BLOCK` values and outlives the
-                    // views), or, in a full block (`padded == len`),
+                    // SAFETY: the pointer is into a periodic buffer (`at`
+                    // leaves at least BLOCK values after it; the buffer
+                    // outlives the views), or, in a full block (`padded == len`),
                     // `contiguous` vouched for `len` aligned elements of the
                     // compute type along the array's line. Nothing writes
                     // them while the view lives: outputs are written below,

@@ -242,11 +242,20 @@ fn sigmoid_writes_stable_values() {
 #[test]
 fn repeating_operands_match_their_materialized_values() {
     // A per-class pos_weight and a per-row weight over a (rows, cols) batch,
-    // against the same values written out in full: identical bits.
-    let (rows, cols) = (700, 37);
+    // against the same values written out in full: identical bits. The
+    // class counts cover periods read at vector-aligned positions (37, 100),
+    // a single value, and one too long for that (4093).
+    for (rows, cols) in [(700, 37), (300, 100), (20_000, 1), (12, 4093)] {
+        let x = logits(rows * cols);
+        repeating_operands_case(rows, cols, &x);
+        repeating_operands_case(rows, cols, &x.iter().map(|&v| v as f32).collect::<Vec<_>>());
+    }
+}
+
+fn repeating_operands_case<T: elem::Elem + Copy>(rows: usize, cols: usize, x: &[T]) {
     let n = rows * cols;
-    let (x, y) = (logits(n), labels(n));
-    let per_class: Vec<f64> = (0..cols).map(|c| 0.5 + c as f64 / 10.0).collect();
+    let y = labels(n);
+    let per_class: Vec<f64> = (0..cols).map(|c| 0.5 + (c % 23) as f64 / 10.0).collect();
     let per_row: Vec<f32> = (0..rows).map(|r| 1.0 + (r % 7) as f32).collect();
     let full_class: Vec<f64> = (0..n).map(|i| per_class[i % cols]).collect();
     let full_row: Vec<f32> = (0..n).map(|i| per_row[i / cols]).collect();
@@ -254,7 +263,7 @@ fn repeating_operands_match_their_materialized_values() {
         let mut grad = vec![0.0f64; n];
         let mut req = LossRequest::new(
             Loss::Logits,
-            ArrayRef::new(&x, &[rows, cols]).unwrap(),
+            ArrayRef::new(x, &[rows, cols]).unwrap(),
             ArrayRef::new(&y, &[rows, cols]).unwrap(),
         );
         req.pos_weight = Some(pw);
@@ -270,8 +279,8 @@ fn repeating_operands_match_their_materialized_values() {
     );
     let materialized =
         run(ArrayRef::new(&full_class, &[rows, cols]).unwrap(), ArrayRef::new(&full_row, &[rows, cols]).unwrap());
-    assert_eq!(broadcast.0.to_bits(), materialized.0.to_bits());
-    assert_eq!(broadcast.1, materialized.1);
+    assert_eq!(broadcast.0.to_bits(), materialized.0.to_bits(), "{rows} x {cols}");
+    assert_eq!(broadcast.1, materialized.1, "{rows} x {cols}");
 }
 
 /// Sums of `f(i)` over the reduced axes of a C-ordered (rows, cols) batch.
