@@ -306,19 +306,24 @@ def correct(p: Problem, result: Any) -> bool:
     return True
 
 
-def median_seconds(fn: Callable[[], Any], repeats: int, budget: float = 0.05) -> float:
-    """Median over `repeats` of the mean time of enough calls to last `budget` s."""
-    start = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - start, 1e-7)
-    inner = max(1, int(budget / once))
-    times = []
-    for _ in range(repeats):
+def median_times(fns: Dict[str, Callable[[], Any]], repeats: int, budget: float = 0.05) -> Dict[str, float]:
+    """Per function, the median over `repeats` of the mean time of enough
+    back-to-back calls to last `budget` s. The functions take turns, repeat
+    by repeat, so that the machine's slow spells fall on all of them alike
+    and their ratios stay fair."""
+    inner = {}
+    for name, fn in fns.items():
         start = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        times.append((time.perf_counter() - start) / inner)
-    return statistics.median(times)
+        fn()
+        inner[name] = max(1, int(budget / max(time.perf_counter() - start, 1e-7)))
+    times: Dict[str, List[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            for _ in range(inner[name]):
+                fn()
+            times[name].append((time.perf_counter() - start) / inner[name])
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def fmt_time(seconds: float) -> str:
@@ -369,8 +374,6 @@ def markdown(header: List[str], rows: List[List[str]]) -> str:
 def small_calls(repeats: int) -> str:
     """The cost of calls on 100 elements, against a one-element np.add."""
     one = np.ones(1, np.float32)
-    base = median_seconds(lambda: np.add(one, one), repeats)
-    rows = [["np.add", "float32", "1", fmt_time(base), "1.00"]]
     rng = np.random.default_rng(0)
     calls: List[tuple] = []
     for dtype in (np.float32, np.float64):
@@ -400,8 +403,13 @@ def small_calls(repeats: int) -> str:
         calls.append(("torch mean, 1 thread", np.float32, lambda: F.binary_cross_entropy_with_logits(tx, ty)))
     except ImportError:
         pass
-    for label, dtype, fn in calls:
-        t = median_seconds(fn, repeats)
+    fns = {"np.add": lambda: np.add(one, one)}
+    fns.update((f"{label}/{i}", fn) for i, (label, _, fn) in enumerate(calls))
+    times = median_times(fns, repeats)
+    base = times["np.add"]
+    rows = [["np.add", "float32", "1", fmt_time(base), "1.00"]]
+    for i, (label, dtype, _) in enumerate(calls):
+        t = times[f"{label}/{i}"]
         rows.append([label, np.dtype(dtype).name, "100", fmt_time(t), f"{t / base:.2f}"])
     return markdown(["call", "dtype", "N", "time", "× np.add"], rows)
 
@@ -423,10 +431,16 @@ def scaling(repeats: int, dtypes: List[Any], threads: int) -> str:
                     lambda x=x, y=y, o=out: fb.binary_cross_entropy_with_logits_value_and_grad(x, y, out=o),
                 ),
             ):
-                times = {}
-                for k in (1, threads):
-                    with fb.num_threads(k):
-                        times[k] = median_seconds(fn, repeats)
+
+                def on(k: int, fn: Callable[[], Any] = fn) -> Callable[[], Any]:
+                    def run() -> Any:
+                        with fb.num_threads(k):
+                            return fn()
+
+                    return run
+
+                measured = median_times({"one": on(1), "many": on(threads)}, repeats)
+                times = {1: measured["one"], threads: measured["many"]}
                 speedup = times[1] / times[threads]
                 rows.append(
                     [
@@ -497,8 +511,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         for dtype in dtypes:
             for n in sizes:
                 p = make_problem(case, dtype, n)
-                times: Dict[str, float] = {}
                 cells: Dict[str, str] = {}
+                timed: Dict[str, Callable[[], Any]] = {}
                 for name in peers:
                     fn = makers[name](p)
                     if fn is None:
@@ -512,7 +526,8 @@ def main(argv: Optional[List[str]] = None) -> None:
                     if not ok:
                         cells[name] = "wrong"
                         continue
-                    times[name] = median_seconds(fn, args.repeats)
+                    timed[name] = fn
+                times = median_times(timed, args.repeats)
                 ours = times.get("fastbce")
                 for name, t in times.items():
                     ratio = f" ({t / ours:.2f}×)" if ours and name != "fastbce" else ""
