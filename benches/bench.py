@@ -456,6 +456,26 @@ def scaling(repeats: int, dtypes: List[Any], threads: int) -> str:
     return markdown(["call", "dtype", "N", "1 thread", f"{threads} threads", "speedup"], rows)
 
 
+def operand_costs(repeats: int, dtypes: List[Any], sizes: List[int], threads: int) -> str:
+    """The mean with a per-class pos_weight and with uint8 targets against the
+    plain mean of the same size, the three taking turns."""
+    rows = []
+    make = fastbce_peer(threads)
+    for dtype in dtypes:
+        for n in sizes:
+            fns = {}
+            for case in ("mean", "pos_weight", "uint8"):
+                p = make_problem(case, dtype, n)
+                fn = make(p)
+                assert fn is not None and correct(p, fn()), case
+                fns[case] = fn
+            times = median_times(fns, repeats)
+            for case, t in times.items():
+                rows.append([case, np.dtype(dtype).name, f"{n:.0e}", fmt_time(t), f"{t / times['mean']:.3f}"])
+                print(" | ".join(rows[-1]), flush=True)
+    return markdown(["call", "dtype", "N", "time", "× plain mean"], rows)
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1e3,1e5,1e6,1e7", help="comma-separated element counts")
@@ -469,21 +489,28 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--memory", action="store_true", help="measure the peak memory of a 1e8 float32 mean")
     ap.add_argument("--small", action="store_true", help="time calls on 100 elements against np.add")
     ap.add_argument("--scaling", action="store_true", help="time 1 against --threads threads around the threshold")
+    ap.add_argument(
+        "--operands", action="store_true", help="time pos_weight and uint8 targets against the plain mean (--sizes)"
+    )
     args = ap.parse_args(argv)
 
     print(show_config_text())
     if args.memory:
         peak_memory_of_mean(10**8)
         return
-    if args.small or args.scaling:
-        dtypes = [np.dtype(d).type for d in args.dtypes.split(",")]
-        text = small_calls(args.repeats) if args.small else scaling(args.repeats, dtypes, args.threads)
+    sizes = [int(float(s)) for s in args.sizes.split(",")]
+    dtypes = [np.dtype(d).type for d in args.dtypes.split(",")]
+    if args.small or args.scaling or args.operands:
+        if args.small:
+            text = small_calls(args.repeats)
+        elif args.scaling:
+            text = scaling(args.repeats, dtypes, args.threads)
+        else:
+            text = operand_costs(args.repeats, dtypes, sizes, args.threads)
         print("\n" + text)
         if args.markdown:
             args.markdown.write_text(text + "\n")
         return
-    sizes = [int(float(s)) for s in args.sizes.split(",")]
-    dtypes = [np.dtype(d).type for d in args.dtypes.split(",")]
     cases = args.cases.split(",")
     wanted = args.peers.split(",")
     makers: Dict[str, Callable[[Problem], Optional[Callable[[], Any]]]] = {}
