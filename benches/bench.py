@@ -2,7 +2,8 @@
 
 Every peer is measured in this one process, on the same arrays, and its
 result is checked against a float64 reference before its time counts.
-Times are medians of several repeats; ratios come from the same run.
+Times are medians of several repeats, the peers of a row taking turns
+repeat by repeat; ratios come from the same run.
 
     python benches/bench.py                       # default sizes and cases
     python benches/bench.py --sizes 1e6,1e7,1e8 --cases mean --dtypes float32
@@ -10,6 +11,7 @@ Times are medians of several repeats; ratios come from the same run.
     python benches/bench.py --memory              # peak memory of a 1e8 mean
     python benches/bench.py --small               # calls on 100 elements vs np.add
     python benches/bench.py --scaling             # 1 vs 2 threads around the threshold
+    python benches/bench.py --operands --sizes 1e6,1e7  # pos_weight, uint8 vs the plain mean
 
 Peers that are not installed are left out (PyTorch, JAX, numba); the C
 loop (benches/roofline.c, vectorized with glibc's libmvec under
