@@ -339,13 +339,16 @@ pub(crate) fn drive<C: Real, O: BlockOp<C>>(
 /// The values of an input that repeats along the walk with period `period`,
 /// laid out so that every block's values are one vector-aligned slice.
 struct Periodic<C> {
-    /// Its values repeated: `values[skew + i]` is the value of element `i`
-    /// (mod `span`), for `span + BLOCK` values.
+    /// Its values repeated: `values[skew + i]`, for `i < span + BLOCK`, is
+    /// the value of walk element `i` (and of every element a whole number
+    /// of periods from it).
     values: Vec<C>,
+    /// Where the values start: a vector-aligned address.
     skew: usize,
-    /// A multiple of the period, and of a vector's lanes when that is short
-    /// enough, so that blocks (which start at multiples of BLOCK) start at
-    /// aligned positions: loads across cache lines cost twice.
+    /// The period times the lanes of a vector over their common divisor
+    /// (when that is at most MAX_PERIOD, else the period): blocks, which
+    /// start at multiples of BLOCK, then read from aligned positions; loads
+    /// across cache lines cost twice.
     span: usize,
 }
 
