@@ -312,7 +312,8 @@ def median_times(fns: Dict[str, Callable[[], Any]], repeats: int, budget: float 
     """Per function, the median over `repeats` of the mean time of enough
     back-to-back calls to last `budget` s. The functions take turns, repeat
     by repeat, so that the machine's slow spells fall on all of them alike
-    and their ratios stay fair."""
+    and their ratios stay fair; an untimed call starts each turn, so that
+    none is timed while the caches still hold the previous one's data."""
     inner = {}
     for name, fn in fns.items():
         start = time.perf_counter()
@@ -321,6 +322,7 @@ def median_times(fns: Dict[str, Callable[[], Any]], repeats: int, budget: float 
     times: Dict[str, List[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            fn()
             start = time.perf_counter()
             for _ in range(inner[name]):
                 fn()
