@@ -497,6 +497,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         "--operands", action="store_true", help="time pos_weight and uint8 targets against the plain mean (--sizes)"
     )
     args = ap.parse_args(argv)
+    if args.scaling and args.threads < 2:
+        ap.error(f"--scaling compares 1 thread with --threads, which must be 2 or more (got {args.threads})")
 
     print(show_config_text())
     if args.memory:
