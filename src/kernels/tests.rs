@@ -252,7 +252,7 @@ fn repeating_operands_match_their_materialized_values() {
     }
 }
 
-fn repeating_operands_case<T: elem::Elem + Copy>(rows: usize, cols: usize, x: &[T]) {
+fn repeating_operands_case<T: elem::Elem>(rows: usize, cols: usize, x: &[T]) {
     let n = rows * cols;
     let y = labels(n);
     let per_class: Vec<f64> = (0..cols).map(|c| 0.5 + (c % 23) as f64 / 10.0).collect();
