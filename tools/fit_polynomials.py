@@ -3,7 +3,9 @@
 Interpolates at Chebyshev nodes (within a small factor of minimax), rounds
 the coefficients to the target float type, and reports the worst relative
 error of the rounded polynomial on a dense grid, evaluated exactly. The
-output is pasted into src/kernels/math.rs.
+float32 log1p over all of [0, 1] is fitted to its error in the result
+instead (see `fit_log1p_unit`). The output is pasted into
+src/kernels/math.rs.
 
     python tools/fit_polynomials.py
 """
@@ -43,6 +45,41 @@ def worst(f, a, b, coefs, dtype):
         err = max(err, abs(p / f(x) - 1))
     return rounded, err
 
+
+def fit_log1p_unit(degree):
+    """k(e) = (log1p(e) - e) / e^2 on [0, 1], constant term the exact -1/2,
+    for log1p(e) = e + e^2 k(e) in float32: weighted by e^2 / log1p(e), so
+    that the fit minimizes k's error as it reaches log1p (Lawson's
+    iteration of weighted least squares towards minimax), and rounded one
+    coefficient at a time from the lowest degree up, the higher ones refitted
+    to absorb each rounding. Returns the coefficients (lowest degree first)
+    and the worst error in log1p relative to 2^-24."""
+    grid = mp.linspace(0, 1, 4001)[1:]
+    e = np.array([float(v) for v in grid])
+    k = np.array([float((mp.log1p(v) - v) / v**2) for v in grid])
+    weight = e**2 / np.array([float(mp.log1p(v)) for v in grid])
+
+    def refit(fixed):
+        residual = (k - sum(c * e**i for i, c in enumerate(fixed))) * weight
+        basis = np.stack([e**i for i in range(len(fixed), degree + 1)], 1) * weight[:, None]
+        lawson = np.ones_like(e)
+        for _ in range(60):
+            sol = np.linalg.lstsq(basis * np.sqrt(lawson)[:, None], residual * np.sqrt(lawson), rcond=None)[0]
+            lawson = lawson * np.abs(basis @ sol - residual)
+            lawson /= lawson.sum()
+        return sol
+
+    coefs = [-0.5]
+    while len(coefs) <= degree:
+        coefs.append(float(np.float32(refit(coefs)[0])))
+    err = np.max(np.abs(sum(c * e**i for i, c in enumerate(coefs)) - k) * weight)
+    return coefs, err / 2.0**-24
+
+
+for degree in [8, 9]:
+    coefs, err = fit_log1p_unit(degree)
+    print(f"log1p_unit float32 degree {degree}: error in log1p {err:.3f} x 2^-24")
+    print(f"    [{', '.join(repr(c) for c in reversed(coefs))}]")
 
 for name, f, a, b, degrees in [
     ("exp", exp_tail, -LN2 / 2, LN2 / 2, {np.float32: [4, 5], np.float64: [8, 9]}),

@@ -38,6 +38,15 @@ enum Func {
     Recip,
 }
 
+impl Func {
+    /// The float32 error bound in ULP: 1, but for log1p's single polynomial
+    /// (used where FMA is one instruction), whose last two roundings add up
+    /// to about 1.2 ULP where the result sits just above a power of two.
+    fn bound_f32(self) -> f64 {
+        if matches!(self, Func::Log1p) { 1.25 } else { 1.0 }
+    }
+}
+
 struct Eval<'a, T> {
     func: Func,
     values: &'a mut [T],
@@ -49,7 +58,7 @@ impl<T: Real> Kernel for Eval<'_, T> {
     fn run<const FMA: bool>(self) {
         match self.func {
             Func::Exp => self.values.iter_mut().for_each(|v| *v = v.exp_nonpositive::<FMA>()),
-            Func::Log1p => self.values.iter_mut().for_each(|v| *v = log1p_unit::<T, FMA>(*v)),
+            Func::Log1p => self.values.iter_mut().for_each(|v| *v = T::log1p_unit::<FMA>(*v)),
             Func::Ln => self.values.iter_mut().for_each(|v| *v = ln_unit::<T, FMA>(*v)),
             Func::LnOneMinus => self.values.iter_mut().for_each(|v| *v = ln_one_minus::<T, FMA>(*v)),
             Func::Recip => self.values.iter_mut().for_each(|v| *v = T::quotient::<FMA>(T::ONE, *v)),
@@ -88,9 +97,10 @@ fn worst_f32(func: Func, bits: std::ops::Range<u32>, step: u32) -> Vec<(Level, f
                 .collect();
             let mut out = inputs.clone();
             eval(func, &mut out);
+            let bound = func.bound_f32();
             for (&x, &y) in inputs.iter().zip(&out) {
                 let e = ulps32(y, reference(func, x as f64));
-                assert!(e <= 1.0, "{level:?}: f({x:e}) = {y:e}, want {:e} ({e} ULP)", reference(func, x as f64));
+                assert!(e <= bound, "{level:?}: f({x:e}) = {y:e}, want {:e} ({e} ULP)", reference(func, x as f64));
                 worst = worst.max(e);
             }
             start = start.saturating_add((1 << 16) * step);
@@ -122,7 +132,7 @@ fn f32_math_within_bound_sampled() {
 
 // Measured over every float32 input, max ULP at Baseline (SSE2) / AVX2 / AVX-512:
 //   exp     [-110, 0]   0.957 / 0.987 / 0.987
-//   log1p   [0, 1]      0.902 / 0.902 / 0.902
+//   log1p   [0, 1]      0.902 / 1.202 / 1.202
 //   ln      [0, 1]      0.828 / 0.835 / 0.835
 //   ln(1-x) [0, 1]      0.904 / 0.906 / 0.906
 #[test]
