@@ -34,7 +34,7 @@ def get_num_threads() -> int:
 def set_num_threads(n: int) -> None:
     """Set the number of threads large calls use, for the whole process.
 
-    Arrays below 65,536 elements (float32; 16,384 for float64; see
+    Arrays below 32,768 elements (float32; 16,384 for float64; see
     :func:`show_config`) are computed on the calling thread, where a second
     thread would cost more than it saves. Results do not depend on the thread count: sums are bitwise the
     same for any `n`.

@@ -22,10 +22,10 @@ const BLOCK: usize = 256;
 /// Below this many elements a call stays on the calling thread. Measured
 /// with `python benches/bench.py --scaling` (1 against 2 threads, mean and
 /// value+gradient, back-to-back calls; lower thresholds built in for the
-/// test) on 2 cores: a second thread gives 1.8-2.3x from 2^16 float32 and
-/// 1.6-1.8x from 2^14 float64 elements (about 15-30 us of work), and
-/// 0.9-1.4x at 2^15 float32.
-pub const PARALLEL_MIN_LEN_F32: usize = 1 << 16;
+/// test, three runs) on 2 cores: a second thread gives 1.25-1.6x from 2^15
+/// float32 and 1.3-1.65x from 2^14 float64 elements (about 20-35 us of
+/// work), 1.45-1.85x at 2^16, and 0.9-1.05x for the float32 mean at 2^14.
+pub const PARALLEL_MIN_LEN_F32: usize = 1 << 15;
 /// See [`PARALLEL_MIN_LEN_F32`].
 pub const PARALLEL_MIN_LEN_F64: usize = 1 << 14;
 
