@@ -64,6 +64,25 @@ def test_gradients_do_not_depend_on_thread_count(batch):
     np.testing.assert_array_equal(serial, parallel)
 
 
+def test_calls_streaming_from_memory_give_the_results_of_small_calls():
+    # 9e6 float32 elements: 72 MB of contiguous inputs, over the size where
+    # the blocks prefetch their inputs; slices of 1e6 stay under it.
+    rng = np.random.default_rng(7)
+    x = rng.normal(0, 4, 9_000_000).astype(np.float32)
+    y = (rng.uniform(size=x.size) < 0.3).astype(np.float32)
+    pieces = [slice(i, i + 1_000_000) for i in range(0, x.size, 1_000_000)]
+    whole = fb.binary_cross_entropy_with_logits(x, y, reduction="none")
+    parts = np.concatenate([fb.binary_cross_entropy_with_logits(x[s], y[s], reduction="none") for s in pieces])
+    assert whole.tobytes() == parts.tobytes()
+    grad = fb.binary_cross_entropy_with_logits_grad(x, y, reduction="sum")
+    grads = np.concatenate([fb.binary_cross_entropy_with_logits_grad(x[s], y[s], reduction="sum") for s in pieces])
+    assert grad.tobytes() == grads.tobytes()
+    with fb.num_threads(1):
+        serial = fb.binary_cross_entropy_with_logits(x, y)
+    assert serial.tobytes() == fb.binary_cross_entropy_with_logits(x, y).tobytes()
+    assert abs(float(serial) - np.sum(whole, dtype=np.float64) / x.size) <= 1e-6 * float(serial)
+
+
 def test_concurrent_python_threads_get_the_serial_results():
     rng = np.random.default_rng(5)
     jobs = []
