@@ -40,14 +40,14 @@ fn parallel_min_len<C: Real>() -> usize {
 const STREAM_MIN_BYTES: usize = 16 << 20;
 
 /// A float32 call whose contiguous inputs hold at least this many bytes in
-/// all reads them from memory rather than from the caches (on this machine:
-/// from 1e7 elements; 4e6 still ran at the cached speed): its blocks ask
-/// for those inputs [`PREFETCH_BLOCKS`] blocks ahead. The hardware's own
-/// prefetching does not keep up with the float32 loss (measured: the mean
-/// 1.1-1.35x faster at 1e7 and 1e8 with the hint, value and gradient
-/// 1.1-1.15x), while the hints cost 10-15% when the data is cached, and
-/// made the float64 loss 5-25% slower even from memory.
-const PREFETCH_MIN_BYTES: usize = 64 << 20;
+/// all (too many to stay in the cores' L2 caches) has its blocks ask for
+/// those inputs [`PREFETCH_BLOCKS`] blocks ahead: the hardware's own
+/// prefetching does not keep up with the float32 loss once the data comes
+/// from memory (measured: the mean 1.1-1.4x faster from 6e6 elements to
+/// 1e8, value and gradient 1.1-1.2x), and the hints cost nothing measurable
+/// where the data is cached (1e5 to 4e6 elements). The float64 loss got
+/// 10-20% slower with them at every size, so it goes without.
+const PREFETCH_MIN_BYTES: usize = 16 << 20;
 /// See [`PREFETCH_MIN_BYTES`].
 const PREFETCH_BLOCKS: usize = 2;
 
