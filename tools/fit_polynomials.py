@@ -3,8 +3,8 @@
 Interpolates at Chebyshev nodes (within a small factor of minimax), rounds
 the coefficients to the target float type, and reports the worst relative
 error of the rounded polynomial on a dense grid, evaluated exactly. The
-float32 log1p over all of [0, 1] is fitted to its error in the result
-instead (see `fit_log1p_unit`). The output is pasted into
+log1p over all of [0, 1] (float32 and float64) is fitted to its error
+in the result instead (see `fit_log1p_unit`). The output is pasted into
 src/kernels/math.rs.
 
     python tools/fit_polynomials.py

@@ -286,20 +286,10 @@ impl Real for f32 {
     fn quotient<const FMA: bool>(n: f32, d: f32) -> f32 {
         n / d
     }
-    /// With FMA, `e + e^2 k(e)` with `k(e) = (log1p(e) - e) / e^2` one
-    /// polynomial over all of `[0, 1]`: no reduction and no division, 10
-    /// operations instead of about 23. `k` lies in `[-1/2, -0.30]` and
-    /// `e^2 |k| <= 0.44 log1p(e)`, so the polynomial's error and roundings
-    /// reach the result shrunk by that factor; only the last fused
-    /// multiply-add rounds at full weight. Without FMA each step of the
-    /// polynomial would round twice (1.6 ULP measured): fdlibm's reduction.
+    /// See [`log1p_by_polynomial`]: 10 operations instead of about 23.
     #[inline(always)]
     fn log1p_unit<const FMA: bool>(e: f32) -> f32 {
-        if !FMA {
-            return log1p_by_reduction::<f32, FMA>(e);
-        }
-        let k = horner::<f32, FMA, { LOG1P_F32.len() }>(e, LOG1P_F32);
-        madd::<f32, FMA>(e * e, k, e)
+        log1p_by_polynomial::<f32, FMA, { LOG1P_F32.len() }>(e, LOG1P_F32)
     }
     exp_log!(f32, u32, i32, 23, 127, -110.0f32, 64, 355.0f32 / 512.0, -2.121_944_4e-4_f32, EXP_F32, LOG_F32);
 }
@@ -311,15 +301,10 @@ impl Real for f64 {
     fn quotient<const FMA: bool>(n: f64, d: f64) -> f64 {
         if FMA { n * recip_f64(d) } else { n / d }
     }
-    /// As for float32 (degree 19 instead of 8): 21 operations instead of
-    /// about 32.
+    /// See [`log1p_by_polynomial`]: 21 operations instead of about 32.
     #[inline(always)]
     fn log1p_unit<const FMA: bool>(e: f64) -> f64 {
-        if !FMA {
-            return log1p_by_reduction::<f64, FMA>(e);
-        }
-        let k = horner::<f64, FMA, { LOG1P_F64.len() }>(e, LOG1P_F64);
-        madd::<f64, FMA>(e * e, k, e)
+        log1p_by_polynomial::<f64, FMA, { LOG1P_F64.len() }>(e, LOG1P_F64)
     }
     exp_log!(
         f64,
@@ -351,6 +336,21 @@ fn recip_f64(d: f64) -> f64 {
     let r = (1.0 / d as f32) as f64;
     let e = (-d).mul_add(r, 1.0);
     r.mul_add(e.mul_add(e, e), r)
+}
+
+/// `log1p(e)` for `e` in `[0, 1]`: with FMA, `e + e^2 k(e)`, where
+/// `k(e) = (log1p(e) - e) / e^2` is one polynomial (`coefs`) over all of
+/// `[0, 1]`: no reduction and no division. `k` lies in `[-1/2, -0.30]` and
+/// `e^2 |k| <= 0.44 log1p(e)`, so the polynomial's error and roundings reach
+/// the result shrunk by that factor; only the last fused multiply-add rounds
+/// at full weight. Without FMA each step of the polynomial would round twice
+/// (1.6 ULP measured in float32): fdlibm's reduction.
+#[inline(always)]
+fn log1p_by_polynomial<C: Real, const FMA: bool, const N: usize>(e: C, coefs: [C; N]) -> C {
+    if !FMA {
+        return log1p_by_reduction::<C, FMA>(e);
+    }
+    madd::<C, FMA>(e * e, horner::<C, FMA, N>(e, coefs), e)
 }
 
 /// `log1p(e)` for `e` in `[0, 1]` by fdlibm's reduction: with `f = e` (`e < 1/2`, k = 0) or
