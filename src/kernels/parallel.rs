@@ -302,15 +302,14 @@ pub(crate) fn drive<C: Real, O: BlockOp<C>>(
             Some(Periodic::new(period, |values| unsafe { arr.gather(plan.base()[k], stride, values) }))
         })
         .collect();
-    // The bytes of the contiguous inputs (what a call streams from memory
-    // when they are large; the blocks prefetch those).
-    let streamed: usize = ins
-        .iter()
-        .zip(&flat)
-        .filter(|((_, arr), stride)| **stride == Some(arr.dtype().itemsize() as isize))
-        .map(|((_, arr), _)| arr.dtype().itemsize() * plan.len())
-        .sum();
-    let prefetch = C::DTYPE == super::elem::DType::F32 && streamed >= PREFETCH_MIN_BYTES;
+    // The contiguous inputs: what a call streams from memory when they are
+    // large, and what the blocks then prefetch.
+    let contiguous: Small<bool> =
+        ins.iter().zip(&flat).map(|((_, arr), stride)| *stride == Some(arr.dtype().itemsize() as isize)).collect();
+    let streamed: usize =
+        ins.iter().zip(&contiguous).filter(|(_, c)| **c).map(|((_, arr), _)| arr.dtype().itemsize() * plan.len()).sum();
+    let big = C::DTYPE == super::elem::DType::F32 && streamed >= PREFETCH_MIN_BYTES;
+    let prefetch = contiguous.iter().map(|c| big && *c).collect();
     let walk = Walk {
         plan: &plan,
         periodic,
@@ -436,8 +435,8 @@ struct Walk<'w, 'r, 'a, O, C> {
     axis: AxisMode,
     /// Whether the outputs are large enough to write past the caches.
     stream: bool,
-    /// Whether to prefetch the flat inputs (see [`PREFETCH_MIN_BYTES`]).
-    prefetch: bool,
+    /// Per input, whether to prefetch it (see [`PREFETCH_MIN_BYTES`]).
+    prefetch: Small<bool>,
     op: &'w O,
     sum: bool,
 }
@@ -605,7 +604,7 @@ impl<O, C: Real> Walk<'_, '_, '_, O, C> {
                 }
                 if let Some(stride) = self.flat[k] {
                     let at = self.base[k] + start as isize * stride;
-                    if self.prefetch && stride == arr.dtype().itemsize() as isize {
+                    if self.prefetch[k] {
                         arr.prefetch(at + (PREFETCH_BLOCKS * BLOCK) as isize * stride, BLOCK * stride as usize);
                     }
                     // SAFETY (both): elements `start..start + len` of the walk
