@@ -11,10 +11,10 @@ use crate::kernels::{self, ArrayMut, ArrayRef, AxisSums, DType, KernelError, Los
 use crate::output_cache;
 use numpy::npyffi::{_PyArray_GET_ITEM_DATA, flags::NPY_ARRAY_WRITEABLE};
 use numpy::{PyArrayDescr, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyFloat, PyInt, PyString, PyTuple};
+use pyo3::types::{PyFloat, PyInt, PyString, PyTuple, PyType};
 
 pyo3::create_exception!(
     _core,
@@ -31,14 +31,14 @@ impl From<KernelError> for PyErr {
         let msg = e.to_string();
         match e {
             KernelError::Overlap(_) => OverlapError::new_err(msg),
-            KernelError::ThreadPool(_) => PyRuntimeError::new_err(msg),
+            KernelError::OutOfMemory(_) => PyMemoryError::new_err(msg),
             KernelError::OutputDType(_) => PyTypeError::new_err(msg),
             KernelError::Shape { .. }
             | KernelError::BadLayout(_)
             | KernelError::OutputOverlapsItself
             | KernelError::InputOutOfRange
             | KernelError::TargetOutOfRange
-            | KernelError::ThreadCount(_)
+            | KernelError::ThreadCount { .. }
             | KernelError::SimdLevel { .. } => PyValueError::new_err(msg),
         }
     }
@@ -121,9 +121,11 @@ fn broadcast_view<'b>(
 /// and `reduced` (a flag per input axis), the loss summed over the reduced
 /// axes is added into `axis_sums`. With `exact`, the sum comes back as a
 /// list of floats whose exact sum it is (for combining calls exactly).
-/// `fresh`: an output was just allocated (see `LossRequest::fresh_outputs`).
+/// `fresh`: an output was just allocated (see `LossRequest::fresh_outputs`);
+/// `scratch`: the outputs and sums are the caller's own new arrays (see
+/// `LossRequest::scratch_outputs`).
 #[pyfunction]
-#[pyo3(signature = (probabilities, input, target, weight, pos_weight, grad_output, grad_scale, sum, loss_out, grad_out, axis_sums=None, reduced=None, exact=false, fresh=false))]
+#[pyo3(signature = (probabilities, input, target, weight, pos_weight, grad_output, grad_scale, sum, loss_out, grad_out, axis_sums=None, reduced=None, exact=false, fresh=false, scratch=false))]
 #[allow(clippy::too_many_arguments)]
 fn bce(
     py: Python<'_>,
@@ -141,6 +143,7 @@ fn bce(
     reduced: Option<Vec<bool>>,
     exact: bool,
     fresh: bool,
+    scratch: bool,
 ) -> PyResult<Py<PyAny>> {
     let shape = input.shape();
     let mut sums_guard = axis_sums.map(|a| a.try_readwrite()).transpose()?;
@@ -162,6 +165,7 @@ fn bce(
         grad_out: grad_out.map(|a| view_mut(a, "out")).transpose()?,
         axis_sums: sums,
         fresh_outputs: fresh,
+        scratch_outputs: scratch,
     };
     let total = if input.len() >= DETACH_MIN_LEN {
         py.detach(|| kernels::loss_exact(&mut req))
@@ -207,7 +211,7 @@ fn quick<'py>(
     };
     // A reduced loss, or the elementwise one.
     let (total, elementwise) = (value && !none, value && none);
-    let (Ok(x), Ok(y)) = (input.cast::<PyUntypedArray>(), target.cast::<PyUntypedArray>()) else {
+    let (Some(Some(x)), Some(Some(y))) = (optional_array(input), optional_array(target)) else {
         return Ok(None);
     };
     let (Some(w), Some(pw), Some(out)) = (optional_array(weight), optional_array(pos_weight), optional_array(out))
@@ -263,6 +267,7 @@ fn quick<'py>(
     req.grad_scale = if mean && n > 0 { grad_output / n as f64 } else { grad_output };
     // A recycled block's pages are mapped already: written as into `out`.
     req.fresh_outputs = (out.is_none() || (grad && elementwise)) && !uses_output_cache(x, &result);
+    req.scratch_outputs = out.is_none();
     let (Ok(loss_view), Ok(grad_view)) = (
         loss_out.as_ref().map(|a| view_mut(a, "out")).transpose(),
         grad_out.as_ref().map(|a| view_mut(a, "out")).transpose(),
@@ -376,9 +381,25 @@ impl Drop for HandlerInstalled {
     }
 }
 
-/// `Some(None)` for None, `Some(array)` for a NumPy array, `None` otherwise.
+/// `Some(None)` for None, `Some(array)` for a NumPy array, `None` otherwise
+/// (masked arrays included: the package refuses them).
 fn optional_array<'a, 'py>(arg: &'a Bound<'py, PyAny>) -> Option<Option<&'a Bound<'py, PyUntypedArray>>> {
-    if arg.is_none() { Some(None) } else { arg.cast::<PyUntypedArray>().ok().map(Some) }
+    if arg.is_none() {
+        return Some(None);
+    }
+    let arr = arg.cast::<PyUntypedArray>().ok()?;
+    (arg.is_exact_instance_of::<PyUntypedArray>() || !is_masked(arg)).then_some(Some(arr))
+}
+
+/// Whether `arg` is a NumPy masked array.
+fn is_masked(arg: &Bound<'_, PyAny>) -> bool {
+    static MASKED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+    let py = arg.py();
+    let masked = MASKED.get_or_try_init(py, || -> PyResult<_> {
+        Ok(py.import("numpy.ma")?.getattr("MaskedArray")?.cast_into::<PyType>()?.unbind())
+    });
+    // If numpy.ma cannot be imported, no array can be masked.
+    masked.is_ok_and(|t| arg.is_instance(t.bind(py)).unwrap_or(true))
 }
 
 /// `value` as a NumPy scalar of `descr` (float16, float32 or float64).
@@ -431,10 +452,32 @@ fn get_num_threads() -> usize {
     kernels::num_threads()
 }
 
-/// Sets the number of threads large calls use (at least 1).
+/// Sets the number of threads large calls use (1 to `max_num_threads()`).
 #[pyfunction]
-fn set_num_threads(n: usize) -> PyResult<()> {
-    Ok(kernels::set_num_threads(n)?)
+fn set_num_threads(n: &Bound<'_, PyInt>) -> PyResult<()> {
+    match n.extract::<usize>() {
+        Ok(n) => Ok(kernels::set_num_threads(n)?),
+        // Negative, or past any machine's bound: refused as written.
+        Err(_) => Err(KernelError::ThreadCount {
+            requested: n.str()?.to_string(),
+            max: kernels::max_num_threads(),
+            cpus: kernels::cpu_count(),
+        }
+        .into()),
+    }
+}
+
+/// The largest thread count `set_num_threads` accepts.
+#[pyfunction]
+fn max_num_threads() -> usize {
+    kernels::max_num_threads()
+}
+
+/// How many thread pools this process has built (one per thread setting
+/// that ran a parallel call).
+#[pyfunction]
+fn pools_built() -> usize {
+    kernels::pools_built()
 }
 
 /// The instruction-set level the kernels run at ("sse2", "avx2", "avx512", "neon").
@@ -486,6 +529,8 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sigmoid, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(max_num_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(pools_built, m)?)?;
     m.add_function(wrap_pyfunction!(get_simd_level, m)?)?;
     m.add_function(wrap_pyfunction!(available_simd_levels, m)?)?;
     m.add_function(wrap_pyfunction!(set_simd_level, m)?)?;

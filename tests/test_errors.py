@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
@@ -180,13 +181,30 @@ def test_grad_output_must_broadcast_for_reduction_none():
         fb.binary_cross_entropy_grad(P, Y, reduction="none", grad_output=np.ones(3, complex))
 
 
-@pytest.mark.parametrize("n", [0, -1])
+def thread_count_message(n):
+    cpus = os.cpu_count()
+    return f"the number of threads must be between 1 and {8 * cpus} (8 per CPU, {cpus} CPUs), got {n}"
+
+
+@pytest.mark.parametrize("n", [0, -1, -(2**70)])
 def test_thread_count_below_one(n):
-    with raises(ValueError, f"the number of threads must be at least 1, got {n}"):
+    before = fb.get_num_threads()
+    with raises(ValueError, thread_count_message(n)):
         fb.set_num_threads(n)
-    with raises(ValueError, f"the number of threads must be at least 1, got {n}"):
+    with raises(ValueError, thread_count_message(n)):
         with fb.num_threads(n):
             pass
+    assert fb.get_num_threads() == before
+
+
+@pytest.mark.parametrize("n", [8 * os.cpu_count() + 1, 2**63, 2**70])
+def test_thread_count_far_above_the_cpus(n):
+    before = fb.get_num_threads()
+    with raises(ValueError, thread_count_message(n)):
+        fb.set_num_threads(n)
+    assert fb.get_num_threads() == before
+    fb.set_num_threads(8 * os.cpu_count())
+    assert fb.get_num_threads() == 8 * os.cpu_count()
 
 
 @pytest.mark.parametrize("n", [2.0, "2", True, None])

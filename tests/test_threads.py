@@ -6,12 +6,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 import threading
+import time
 
 import numpy as np
 import pytest
 
 import fastbce as fb
+from fastbce import _core
 
 N = 3_000_000
 THREAD_COUNTS = [1, 2, 3, 4, 8]
@@ -158,3 +161,169 @@ def test_environment_variable_sets_the_default():
     n, err = _fresh_get_num_threads("zero")
     assert n == len(os.sched_getaffinity(0))
     assert "RuntimeWarning: ignoring FASTBCE_NUM_THREADS='zero': expected an integer of at least 1" in err
+
+
+def _run_script(code, timeout=300, env=None):
+    """Runs `code` in a fresh interpreter (fork warnings of Python 3.12+ off)."""
+    return subprocess.run(
+        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def test_children_forked_during_calls_never_hang():
+    # A thread keeps calling with changing sizes and thread counts (so pools
+    # are built and dropped all the time) while the main thread forks; each
+    # child must compute a parallel call, with its own helpers, at once.
+    done = _run_script(
+        """
+        import os, signal, threading, time
+        import numpy as np
+        import fastbce as fb
+
+        rng = np.random.default_rng(3)
+        x = rng.normal(0, 3, 300_000).astype(np.float32)
+        y = (rng.uniform(size=x.size) < 0.3).astype(np.float32)
+        with fb.num_threads(1):
+            want = fb.binary_cross_entropy_with_logits(x, y).tobytes()
+        stop = threading.Event()
+
+        def churn():
+            k = 0
+            while not stop.is_set():
+                fb.set_num_threads(2 + k % 3)
+                n = 40_000 * (1 + k % 7)
+                fb.binary_cross_entropy_with_logits(x[:n], y[:n])
+                k += 1
+
+        threading.Thread(target=churn, daemon=True).start()
+        hung = wrong = 0
+        for _ in range(40):
+            time.sleep(0.005)
+            pid = os.fork()
+            if pid == 0:
+                fb.set_num_threads(2)
+                ok = fb.binary_cross_entropy_with_logits(x, y).tobytes() == want
+                os._exit(0 if ok else 3)
+            deadline = time.monotonic() + 10
+            while True:
+                got, status = os.waitpid(pid, os.WNOHANG)
+                if got:
+                    wrong += os.waitstatus_to_exitcode(status) != 0
+                    break
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    hung += 1
+                    break
+                time.sleep(0.002)
+        stop.set()
+        print(hung, wrong)
+        """,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "0"], "children hung, wrong: " + done.stdout
+
+
+def _fastbce_threads():
+    """The helper threads alive in this process (Linux)."""
+    count = 0
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                count += f.read().startswith("fastbce-")
+        except FileNotFoundError:
+            pass
+    return count
+
+
+def _wait_for(predicate, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return predicate()
+
+
+def test_calls_of_every_size_share_one_pool_per_setting(batch):
+    x, y, _ = batch
+    # 4 and 5 chunks, and the sizes of a 16-thread server's slow case: each
+    # uses a different number of helpers of the same pool.
+    sizes = [4 * fb.CHUNK_ELEMENTS, 5 * fb.CHUNK_ELEMENTS, 40_000, 100_000, 300_000]
+    with fb.num_threads(1):
+        want = [fb.binary_cross_entropy_with_logits(x[:n], y[:n]).tobytes() for n in sizes]
+    with fb.num_threads(8):
+        fb.binary_cross_entropy_with_logits(x, y)
+        built = _core.pools_built()
+        for _ in range(50):
+            got = [fb.binary_cross_entropy_with_logits(x[:n], y[:n]).tobytes() for n in sizes]
+            assert got == want
+        assert _core.pools_built() == built
+        assert _wait_for(lambda: _fastbce_threads() == 7)
+    # A new setting builds one new pool, once.
+    with fb.num_threads(3):
+        for n in sizes * 3:
+            fb.binary_cross_entropy_with_logits(x[:n], y[:n])
+        assert _core.pools_built() == built + 1
+
+
+def test_helpers_end_when_the_setting_goes_down(batch):
+    x, y, _ = batch
+    most = 8 * os.cpu_count()
+    fb.set_num_threads(most)
+    fb.binary_cross_entropy_with_logits(x, y)
+    assert _wait_for(lambda: _fastbce_threads() == most - 1)
+    fb.set_num_threads(1)
+    # No later parallel call is needed for them to go.
+    assert _wait_for(lambda: _fastbce_threads() == 0), f"{_fastbce_threads()} helpers left"
+    assert fb.binary_cross_entropy_with_logits(x, y) == fb.binary_cross_entropy_with_logits(x, y)
+    assert _fastbce_threads() == 0
+
+
+def test_environment_variable_far_above_the_cpus_is_capped():
+    most = 8 * os.cpu_count()
+    n, err = _fresh_get_num_threads("100000")
+    assert n == most
+    assert f"RuntimeWarning: FASTBCE_NUM_THREADS='100000' is more than 8 threads per CPU; using {most}" in err
+
+
+def test_bookkeeping_does_not_grow_with_the_element_count():
+    # 2^46 broadcast elements (once: a 412 GB allocation and an abort) run
+    # for hours; two seconds of it must not have added more than a few MiB.
+    done = _run_script(
+        """
+        import os, threading, time
+        import numpy as np
+        import fastbce as fb
+
+        def peak_kib():
+            with open("/proc/self/status") as f:
+                return next(int(line.split()[1]) for line in f if line.startswith("VmHWM"))
+
+        fb.set_num_threads(2)
+        x = np.broadcast_to(np.float32(0.5), (2**46,))
+        before = peak_kib()
+        threading.Thread(target=fb.binary_cross_entropy_with_logits, args=(x, x), daemon=True).start()
+        time.sleep(2)
+        print(peak_kib() - before, flush=True)
+        os._exit(0)
+        """
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout) < 8 * 1024, f"{done.stdout} KiB more"
+
+
+def test_a_broadcast_call_past_two_to_the_31_is_exact():
+    x = np.broadcast_to(np.float32(-1.5), (2**31 + 3 * fb.CHUNK_ELEMENTS + 5,))
+    y = np.broadcast_to(np.float32(0.25), x.shape)
+    # Every chunk holds equal values, so every chunk sum, and the exactly
+    # combined total, is the same whatever thread ran it.
+    with fb.num_threads(1):
+        serial = fb.binary_cross_entropy_with_logits(x, y, reduction="sum")
+    with fb.num_threads(2):
+        assert fb.binary_cross_entropy_with_logits(x, y, reduction="sum").tobytes() == serial.tobytes()
+    element = 0.75 * np.logaddexp(0, -1.5) + 0.25 * np.logaddexp(0, 1.5)
+    assert abs(float(serial) / x.size - element) < 1e-6 * element

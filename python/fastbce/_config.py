@@ -31,6 +31,8 @@ def config() -> Dict[str, Any]:
         },
         "threads": {
             "count": _core.get_num_threads(),
+            "max": _core.max_num_threads(),
+            "pools_built": _core.pools_built(),
             "parallel_from_elements": {
                 "float32": _core.PARALLEL_MIN_LEN_F32,
                 "float64": _core.PARALLEL_MIN_LEN_F64,

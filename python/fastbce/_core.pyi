@@ -17,6 +17,8 @@ __all__ = [
     "get_num_threads",
     "get_output_cache",
     "get_simd_level",
+    "max_num_threads",
+    "pools_built",
     "quick",
     "set_num_threads",
     "set_output_cache",
@@ -48,6 +50,7 @@ def bce(
     reduced: Optional[list[bool]] = None,
     exact: Literal[False] = False,
     fresh: bool = False,
+    scratch: bool = False,
 ) -> float: ...
 @overload
 def bce(
@@ -66,6 +69,7 @@ def bce(
     *,
     exact: Literal[True],
     fresh: bool = False,
+    scratch: bool = False,
 ) -> list[float]: ...
 def quick(
     probabilities: bool,
@@ -82,6 +86,8 @@ def quick(
 def sigmoid(input: NDArray[Any], out: NDArray[Any], fresh: bool = False) -> None: ...
 def get_num_threads() -> int: ...
 def set_num_threads(n: int) -> None: ...
+def max_num_threads() -> int: ...
+def pools_built() -> int: ...
 def get_simd_level() -> str: ...
 def available_simd_levels() -> list[str]: ...
 def set_simd_level(level: str) -> None: ...

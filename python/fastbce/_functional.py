@@ -45,11 +45,13 @@ def as_numeric(name: str, value: ArrayLike) -> NDArray[Any]:
     """`value` as an ndarray of a dtype the kernels read in place.
 
     Arrays are returned as they are (no copy); only non-native byte order is
-    converted. Complex, object, string and other dtypes raise TypeError.
+    converted. Complex, object, string and other dtypes raise TypeError, as
+    do masked arrays (see `refuse_masked`).
     """
     if type(value) is np.ndarray:
         arr = value
     else:
+        refuse_masked(name, value)
         try:
             arr = np.asarray(value)
         except (ValueError, TypeError) as exc:
@@ -62,6 +64,15 @@ def as_numeric(name: str, value: ArrayLike) -> NDArray[Any]:
     return arr
 
 
+def refuse_masked(name: str, value: object) -> None:
+    """TypeError for a masked array: its mask would be silently dropped."""
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} is a masked array, and fastbce does not apply masks: pass np.ma.getdata({name}) to count "
+            f"the masked elements, or only the unmasked ones (input[~mask], target[~mask]) to leave them out"
+        )
+
+
 def check_reduction(reduction: object) -> str:
     """`reduction` if it is one of 'mean', 'sum', 'none'; ValueError otherwise."""
     if not (isinstance(reduction, str) and reduction in REDUCTIONS):
@@ -70,7 +81,10 @@ def check_reduction(reduction: object) -> str:
 
 
 def result_dtype(input_dtype: np.dtype[Any]) -> np.dtype[Any]:
-    """The dtype of the loss and gradient: the input's float type, else float64."""
+    """The dtype of the loss and gradient: the input's float type (in native
+    byte order), else float64."""
+    if not input_dtype.isnative:
+        input_dtype = input_dtype.newbyteorder("=")
     return _FLOAT_RESULTS.get(input_dtype, _FLOAT64)
 
 
@@ -98,6 +112,7 @@ def check_out(out: object, shape: Tuple[int, ...], dtype: np.dtype[Any], what: s
     """`out` if it is a writeable ndarray of `shape` and `dtype`."""
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    refuse_masked("out", out)
     if out.shape != shape:
         raise ValueError(f"out has shape {out.shape}, but the {what} has shape {shape}")
     if out.dtype != dtype:
@@ -206,7 +221,7 @@ def _evaluate(
         )
 
     fresh = out is None or (grad and value and reduction == "none")
-    s = _call(probabilities, x, y, w, pw, go, scale, total, loss_out, grad_out, fresh=fresh)
+    s = _call(probabilities, x, y, w, pw, go, scale, total, loss_out, grad_out, fresh=fresh, scratch=out is None)
     if total:
         scalar = _SCALAR_TYPES.get(x.dtype, np.float64)
         return scalar(s if reduction == "sum" else s / n if n else math.nan), grad_out
@@ -227,18 +242,22 @@ def _call(
     sums: Optional[NDArray[np.float64]] = None,
     reduced: Optional[List[bool]] = None,
     fresh: bool = False,
+    scratch: bool = False,
 ) -> float:
     """One kernel call; on refusal, the slow path (see `_evaluate`). `fresh`:
-    an output was just allocated."""
+    an output was just allocated; `scratch`: every output and `sums` are new
+    arrays that are dropped if the call fails."""
+    outputs = (scale, total, loss_out, grad_out, sums, reduced)
     try:
-        return _core.bce(probabilities, x, y, w, pw, go, scale, total, loss_out, grad_out, sums, reduced, fresh=fresh)
+        return _core.bce(probabilities, x, y, w, pw, go, *outputs, fresh=fresh, scratch=scratch)
     except _core.OverlapError:
-        return _apart(probabilities, x, y, w, pw, go, scale, total, loss_out, grad_out, sums, reduced)
+        return _apart(probabilities, x, y, w, pw, go, *outputs, scratch)
     except (ValueError, TypeError):
         checked = _checked(x, y, w, pw, go)  # raises the documented error
         if all(a is b for a, b in zip(checked, (x, y, w, pw, go), strict=True)):
             raise
-        return _core.bce(probabilities, *checked, scale, total, loss_out, grad_out, sums, reduced, fresh=fresh)
+        x, y, w, pw, go = checked
+        return _core.bce(probabilities, x, y, w, pw, go, *outputs, fresh=fresh, scratch=scratch)
 
 
 def normalize_axis(axis: Union[int, Tuple[int, ...]], ndim: int) -> Tuple[int, ...]:
@@ -305,7 +324,10 @@ def _evaluate_axis(
             np.empty_like(x, dtype=dtype, subok=False) if out is None else check_out(out, x.shape, dtype, "gradient")
         )
     sums = np.zeros(kept, np.float64) if value else None
-    _call(probabilities, x, y, w, pw, go, scale, False, None, grad_out, sums, reduced if value else None, out is None)
+    _call(
+        probabilities, x, y, w, pw, go, scale, False, None, grad_out, sums, reduced if value else None,
+        fresh=out is None, scratch=out is None,
+    )  # fmt: skip
     if sums is None:
         return None, grad_out
     if reduction == "mean":
@@ -332,10 +354,10 @@ def sum64(
     w = None if weight is None else as_numeric("weight", weight)
     pw = None if probabilities or pos_weight is None else as_numeric("pos_weight", pos_weight)
     if axes is None:
-        return _call(probabilities, x, y, w, pw, None, 1.0, True, None, None)
+        return _call(probabilities, x, y, w, pw, None, 1.0, True, None, None, scratch=True)
     reduced = [d in axes for d in range(x.ndim)]
     sums = np.zeros([n for n, r in zip(x.shape, reduced, strict=True) if not r])
-    _call(probabilities, x, y, w, pw, None, 1.0, False, None, None, sums, reduced)
+    _call(probabilities, x, y, w, pw, None, 1.0, False, None, None, sums, reduced, scratch=True)
     return np.expand_dims(sums, axes)
 
 
@@ -352,12 +374,16 @@ def _apart(
     grad_out: Optional[NDArray[Any]],
     sums: Optional[NDArray[np.float64]],
     reduced: Optional[List[bool]],
+    scratch: bool,
 ) -> float:
     """An output shares memory with an input without being that array:
     compute into fresh arrays, then copy (as NumPy's ufuncs do)."""
     fresh_loss = None if loss_out is None else np.empty_like(loss_out)
     fresh_grad = None if grad_out is None else np.empty_like(grad_out)
-    result = _core.bce(probabilities, x, y, w, pw, go, scale, total, fresh_loss, fresh_grad, sums, reduced, fresh=True)
+    result = _core.bce(
+        probabilities, x, y, w, pw, go, scale, total, fresh_loss, fresh_grad, sums, reduced,
+        fresh=True, scratch=scratch or sums is None,
+    )  # fmt: skip
     if loss_out is not None and fresh_loss is not None:
         np.copyto(loss_out, fresh_loss)
     if grad_out is not None and fresh_grad is not None:

@@ -36,20 +36,23 @@ def set_num_threads(n: int) -> None:
 
     Arrays below 32,768 elements (float32; 16,384 for float64; see
     :func:`show_config`) are computed on the calling thread, where a second
-    thread would cost more than it saves. Results do not depend on the thread count: sums are bitwise the
-    same for any `n`.
+    thread would cost more than it saves. Results do not depend on the
+    thread count: sums are bitwise the same for any `n`. The helper threads
+    are started at the first call that needs them and end when the setting
+    changes; a forked child starts its own.
 
     Parameters
     ----------
     n : int
-        At least 1.
+        At least 1 and at most 8 per CPU (``8 * os.cpu_count()``): more
+        threads than that only add switching between them.
 
     Raises
     ------
     TypeError
         `n` is not an integer.
     ValueError
-        `n` is less than 1.
+        `n` is less than 1 or more than 8 per CPU.
 
     Examples
     --------
@@ -60,8 +63,6 @@ def set_num_threads(n: int) -> None:
     """
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"the number of threads must be an integer, got {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"the number of threads must be at least 1, got {n}")
     _core.set_num_threads(int(n))
 
 
@@ -88,7 +89,8 @@ def num_threads(n: int) -> Iterator[None]:
 
 
 def apply_environment() -> None:
-    """Apply ``FASTBCE_NUM_THREADS``; warn and keep the default if it is invalid."""
+    """Apply ``FASTBCE_NUM_THREADS``: warn and keep the default if it is not a
+    positive integer, warn and cap it above 8 threads per CPU."""
     value = os.environ.get(ENV_VAR, "").strip()
     if not value:
         return
@@ -103,4 +105,12 @@ def apply_environment() -> None:
             stacklevel=3,
         )
         return
+    most = _core.max_num_threads()
+    if n > most:
+        warnings.warn(
+            f"{ENV_VAR}={value!r} is more than 8 threads per CPU; using {most}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        n = most
     _core.set_num_threads(n)

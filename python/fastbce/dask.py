@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover - exercised without the extra
     raise ImportError("fastbce.dask needs Dask: pip install 'fastbce[dask]'") from None
 
 from . import _functional as eager
-from ._functional import Axis, check_reduction, normalize_axis, result_dtype, sum64
+from ._functional import Axis, check_reduction, normalize_axis, refuse_masked, result_dtype, sum64
 
 __all__ = [
     "binary_cross_entropy",
@@ -59,6 +59,8 @@ def _spread(name: str, value: Any, x: Any) -> Any:
 
 def _operands(input: Any, target: Any, weight: Any, pos_weight: Any) -> Tuple[Any, ...]:
     """The operands as Dask arrays with the input's chunks (see `_spread`)."""
+    for name, value in (("input", input), ("target", target), ("weight", weight), ("pos_weight", pos_weight)):
+        refuse_masked(name, value)
     x = input if isinstance(input, da.Array) else da.asarray(input)
     y = da.asarray(target)
     if y.shape != x.shape:

@@ -7,12 +7,12 @@
 //! buffers, and results are summed in float64 or written out.
 
 mod array;
-mod crew;
 mod elem;
 mod layout;
 mod logits;
 mod math;
 mod parallel;
+mod pool;
 mod probs;
 mod reduce;
 mod simd;
@@ -25,8 +25,9 @@ pub(crate) type Small<T> = smallvec::SmallVec<[T; 4]>;
 
 pub use array::{ArrayMut, ArrayRef, c_strides};
 pub use elem::{Bool8, DType};
-pub use parallel::{
-    AxisSums, CHUNK, PARALLEL_MIN_LEN_F32, PARALLEL_MIN_LEN_F64, default_num_threads, num_threads, set_num_threads,
+pub use parallel::{AxisSums, CHUNK, PARALLEL_MIN_LEN_F32, PARALLEL_MIN_LEN_F64};
+pub use pool::{
+    MAX_THREADS_PER_CPU, cpu_count, default_num_threads, max_num_threads, num_threads, pools_built, set_num_threads,
 };
 pub use reduce::ExactSum;
 pub use simd::{Level, detected as detected_level, level as simd_level, set_level as set_simd_level};
@@ -53,10 +54,10 @@ pub enum KernelError {
     InputOutOfRange,
     /// `binary_cross_entropy` got a target outside [0, 1] or NaN.
     TargetOutOfRange,
-    /// A thread count below 1.
-    ThreadCount(usize),
-    /// The thread pool could not be started.
-    ThreadPool(String),
+    /// A thread count below 1 or above `max` (as written by the caller).
+    ThreadCount { requested: String, max: usize, cpus: usize },
+    /// An allocation of this many bytes failed.
+    OutOfMemory(usize),
     /// An instruction-set level above what the CPU supports.
     SimdLevel { requested: &'static str, detected: &'static str },
 }
@@ -78,8 +79,11 @@ impl fmt::Display for KernelError {
             KernelError::BadLayout(what) => write!(f, "bad array layout: {what}"),
             KernelError::InputOutOfRange => write!(f, "all elements of input should be between 0 and 1"),
             KernelError::TargetOutOfRange => write!(f, "all elements of target should be between 0 and 1"),
-            KernelError::ThreadCount(n) => write!(f, "the number of threads must be at least 1, got {n}"),
-            KernelError::ThreadPool(e) => write!(f, "could not start the thread pool: {e}"),
+            KernelError::ThreadCount { requested, max, cpus } => write!(
+                f,
+                "the number of threads must be between 1 and {max} ({MAX_THREADS_PER_CPU} per CPU, {cpus} CPUs), got {requested}"
+            ),
+            KernelError::OutOfMemory(bytes) => write!(f, "could not allocate {bytes} bytes"),
             KernelError::SimdLevel { requested, detected } => {
                 write!(f, "this CPU cannot run the {requested} kernels; the best it supports is {detected}")
             }
@@ -123,6 +127,11 @@ pub struct LossRequest<'a> {
     /// are written, which goes through the caches anyway, so large outputs
     /// are not written past the caches.
     pub fresh_outputs: bool,
+    /// The outputs and axis sums are new arrays that the caller drops if
+    /// the call fails. Otherwise (the caller's `out=`, an input written in
+    /// place, running sums) a call that can fail on a bad element checks
+    /// every element first, so that a failed call leaves them unchanged.
+    pub scratch_outputs: bool,
 }
 
 impl<'a> LossRequest<'a> {
@@ -141,6 +150,7 @@ impl<'a> LossRequest<'a> {
             grad_out: None,
             axis_sums: None,
             fresh_outputs: false,
+            scratch_outputs: false,
         }
     }
 }
@@ -168,10 +178,11 @@ fn run<C: Real>(req: &mut LossRequest<'_>) -> Result<ExactSum, KernelError> {
             drive(&mut ops, &logits, req.sum)
         }
         Loss::Probabilities => {
-            // Validate everything before writing over an input.
-            let in_place =
-                ops.outs.iter().flatten().any(|o| o.is_same_array(&req.input) || o.is_same_array(&req.target));
-            if in_place {
+            // Nothing the caller holds is written before every element is
+            // known good. (Scratch outputs and sums are checked as they go:
+            // a second pass over the inputs would cost up to a third more.)
+            let writes = ops.outs.iter().any(Option::is_some) || ops.axis_sums.is_some();
+            if writes && !req.scratch_outputs {
                 let mut check = Operands {
                     ins: [Some(&req.input), Some(&req.target), None, None, None],
                     outs: [None, None],

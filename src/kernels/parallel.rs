@@ -1,10 +1,10 @@
-//! The thread pool and the driver that walks arrays block by block, on one
-//! thread or many, with the same result either way.
+//! The driver that walks arrays block by block, on one thread or many, with
+//! the same result either way.
 
 use super::array::{ArrayMut, ArrayRef, check_outputs, fence};
-use super::crew::run_parts;
 use super::layout::Plan;
 use super::math::Real;
+use super::pool::{num_threads, run_parts};
 use super::reduce::{ExactSum, Lanes};
 use super::simd::{Kernel, dispatch};
 use super::{KernelError, Small};
@@ -107,58 +107,76 @@ pub(crate) trait BlockOp<C: Real>: Sync {
     fn apply<const FMA: bool>(&self, ins: [&[C]; NIN], value: &mut [C], grad: &mut [C]) -> Result<(), KernelError>;
 }
 
-static NUM_THREADS: AtomicUsize = AtomicUsize::new(0);
+/// Chunk results kept at once, in bytes: a call over more chunks runs them
+/// in windows that each fill this much, one window after another, so that
+/// the bookkeeping does not grow with the element count. A window of
+/// float32 sums covers 2e8 elements, so waiting for its last chunk costs
+/// nothing measurable.
+const WINDOW_BYTES: usize = 1 << 20;
 
-/// The threads the machine offers this process (read once: asking the
-/// system costs microseconds).
-pub fn default_num_threads() -> usize {
-    static DEFAULT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *DEFAULT.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-}
-
-/// The number of threads large calls use.
-pub fn num_threads() -> usize {
-    match NUM_THREADS.load(Ordering::Relaxed) {
-        0 => default_num_threads(),
-        n => n,
-    }
-}
-
-/// Sets the number of threads large calls use (at least 1). Calls already
-/// running finish on the pool they started with.
-pub fn set_num_threads(n: usize) -> Result<(), KernelError> {
-    if n == 0 {
-        return Err(KernelError::ThreadCount(n));
-    }
-    NUM_THREADS.store(n, Ordering::Relaxed);
-    Ok(())
+/// A zeroed vector of `len` values, or `OutOfMemory`.
+fn try_zeros<T: Clone + Default>(len: usize) -> Result<Vec<T>, KernelError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| KernelError::OutOfMemory(len.saturating_mul(size_of::<T>())))?;
+    v.resize(len, T::default());
+    Ok(v)
 }
 
 /// Runs `chunk(c)` for every chunk index `c < chunks` on `threads` threads
-/// and hands the results to `consume` in chunk order. The chunks are cut
-/// into one contiguous part per thread (the caller takes part 0, so it works
-/// instead of waiting); a thread done with its part takes chunks from the
-/// next parts. Repeated calls on the same arrays thus give each thread the
-/// same part, which may still be in its core's cache, while a late or slow
-/// helper's part is taken over. Stops at an error.
-fn run_chunks<R, F>(chunks: usize, threads: usize, chunk: F, mut consume: impl FnMut(R)) -> Result<(), KernelError>
+/// and hands the results to `consume` in chunk order; a result takes about
+/// `result_bytes` (see [`WINDOW_BYTES`]). Stops at an error.
+fn run_chunks<R, F>(
+    chunks: usize,
+    threads: usize,
+    result_bytes: usize,
+    chunk: F,
+    mut consume: impl FnMut(R),
+) -> Result<(), KernelError>
 where
     R: Send + Sync,
     F: Fn(usize) -> Result<R, KernelError> + Sync,
 {
-    let helpers = threads.min(chunks).saturating_sub(1);
-    if helpers == 0 {
+    let parts = threads.min(chunks);
+    if parts <= 1 {
         for c in 0..chunks {
             consume(chunk(c)?);
         }
         return Ok(());
     }
-    let parts = helpers + 1;
-    let start = |part: usize| part * chunks / parts;
+    let window = (WINDOW_BYTES / result_bytes.max(1)).clamp(parts, chunks);
+    let mut results: Vec<OnceLock<R>> = Vec::new();
+    results.try_reserve_exact(window).map_err(|_| KernelError::OutOfMemory(window * size_of::<OnceLock<R>>()))?;
+    results.resize_with(window, OnceLock::new);
+    for first in (0..chunks).step_by(window) {
+        let slots = &mut results[..window.min(chunks - first)];
+        run_window(first, parts, &chunk, slots)?;
+        for slot in slots {
+            // Every chunk ran (no error was returned), so every slot is set.
+            if let Some(r) = slot.take() {
+                consume(r);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs chunks `first..first + slots.len()` into `slots`, in `parts`
+/// contiguous parts (the caller takes part 0, so it works instead of
+/// waiting); a thread done with its part takes chunks from the next parts.
+/// Repeated calls on the same arrays thus give each thread the same part,
+/// which may still be in its core's cache, while a late or slow helper's
+/// part is taken over.
+fn run_window<R, F>(first: usize, parts: usize, chunk: &F, slots: &[OnceLock<R>]) -> Result<(), KernelError>
+where
+    R: Send + Sync,
+    F: Fn(usize) -> Result<R, KernelError> + Sync,
+{
+    let count = slots.len();
+    let parts = parts.min(count);
+    let start = |part: usize| part * count / parts;
     // The next chunk to take of each part.
-    let next: Vec<AtomicUsize> = (0..parts).map(|p| AtomicUsize::new(start(p))).collect();
+    let next: Small<AtomicUsize> = (0..parts).map(|p| AtomicUsize::new(start(p))).collect();
     let stop = AtomicBool::new(false);
-    let results: Vec<OnceLock<R>> = (0..chunks).map(|_| OnceLock::new()).collect();
     let failure: Mutex<Option<KernelError>> = Mutex::new(None);
     let work = |me: usize| {
         let mut done = 0;
@@ -168,9 +186,9 @@ where
                 if c >= start(part + 1) {
                     break;
                 }
-                match chunk(c) {
+                match chunk(first + c) {
                     Ok(r) => {
-                        let _ = results[c].set(r);
+                        let _ = slots[c].set(r);
                     }
                     Err(e) => {
                         stop.store(true, Ordering::Relaxed);
@@ -182,20 +200,14 @@ where
         }
         done
     };
-    run_parts(parts, &work)?;
+    run_parts(parts, &work);
     // Every helper is done (its stores visible), and every chunk ran unless
     // one failed: the threads that ran take over the parts of those that
     // did not come.
-    if let Some(e) = failure.into_inner().unwrap_or_else(PoisonError::into_inner) {
-        return Err(e);
+    match failure.into_inner().unwrap_or_else(PoisonError::into_inner) {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
-    for r in results {
-        // Every chunk ran (no error was recorded), so every slot is set.
-        if let Some(r) = r.into_inner() {
-            consume(r);
-        }
-    }
-    Ok(())
 }
 
 /// Operands of one call, by slot.
@@ -345,8 +357,10 @@ pub(crate) fn drive<C: Real, O: BlockOp<C>>(
     };
     let threads = if n >= parallel_min_len::<C>() { num_threads() } else { 1 };
     let mut total = ExactSum::new();
+    let acc_len = ops.axis_sums.as_ref().map_or(0, |a| a.out.len());
     let mut acc = ops.axis_sums.as_deref_mut();
-    run_chunks(chunks, threads, chunk, |r: ChunkSums| {
+    let result_bytes = size_of::<OnceLock<ChunkSums>>() + size_of::<f64>() * walk.axis.sums_per_chunk(acc_len);
+    run_chunks(chunks, threads, result_bytes, chunk, |r: ChunkSums| {
         total.add(r.total);
         if let (Some(acc), Some((first, sums))) = (acc.as_deref_mut(), r.axis) {
             for (o, s) in acc.out[first..first + sums.len()].iter_mut().zip(&sums) {
@@ -457,6 +471,17 @@ enum AxisMode {
 }
 
 impl AxisMode {
+    /// About how many axis sums one chunk returns, given all `len` of them
+    /// (a chunk of other layouts rarely spans more than its elements).
+    fn sums_per_chunk(self, len: usize) -> usize {
+        match self {
+            AxisMode::Off => 0,
+            AxisMode::Periodic { period, .. } => period,
+            AxisMode::Repeating { repeat, .. } => CHUNK / repeat.max(1) + 2,
+            AxisMode::Runs => len.min(CHUNK),
+        }
+    }
+
     fn of(plan: &Plan, present: bool, k: usize) -> AxisMode {
         if !present {
             return AxisMode::Off;
@@ -517,9 +542,9 @@ impl<O, C: Real> Walk<'_, '_, '_, O, C> {
         let runs_axis = self.axis == AxisMode::Runs;
         // The axis sums this chunk adds to: `(first index, sums)`.
         let mut axis: Option<(isize, Vec<f64>)> = match self.axis {
-            AxisMode::Periodic { period, .. } => Some((0, vec![0.0; period + BLOCK])),
+            AxisMode::Periodic { period, .. } => Some((0, try_zeros(period + BLOCK)?)),
             AxisMode::Repeating { repeat, .. } => {
-                Some(((lo / repeat) as isize, vec![0.0; (hi - 1) / repeat - lo / repeat + 1]))
+                Some(((lo / repeat) as isize, try_zeros((hi - 1) / repeat - lo / repeat + 1)?))
             }
             _ => None,
         };
@@ -533,7 +558,7 @@ impl<O, C: Real> Walk<'_, '_, '_, O, C> {
                 runs.advance(runs.len());
             }
             if first <= last {
-                axis = Some((first, vec![0.0; ((last - first) / 8 + 1) as usize]));
+                axis = Some((first, try_zeros(((last - first) / 8 + 1) as usize)?));
             }
         }
         // Absent operands read as ones; present ones not read in place are
@@ -714,7 +739,7 @@ impl<O, C: Real> Walk<'_, '_, '_, O, C> {
         let axis = match (self.axis, axis) {
             (AxisMode::Periodic { first, period }, Some((_, buffer))) => {
                 // Fold the buffer: sum `c` adds positions c, c + period, ...
-                let mut sums = vec![0.0; period];
+                let mut sums = try_zeros(period)?;
                 for (p, b) in buffer.iter().enumerate() {
                     sums[p % period] += b;
                 }
@@ -724,5 +749,41 @@ impl<O, C: Real> Walk<'_, '_, '_, O, C> {
             (_, axis) => axis.map(|(first, sums)| ((first / 8) as usize, sums)),
         };
         Ok(ChunkSums { total: lanes.total(), axis })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_consumed_in_order_across_windows() {
+        let _lock = crate::kernels::test_lock();
+        let before = num_threads();
+        for threads in [1, 2, 3] {
+            super::super::pool::set_num_threads(threads).unwrap();
+            // Windows of 7 results (or `threads`, if more).
+            let mut seen = Vec::new();
+            run_chunks(100, threads, WINDOW_BYTES / 7, |c| Ok(c * 10), |r| seen.push(r)).unwrap();
+            assert_eq!(seen, (0..100).map(|c| c * 10).collect::<Vec<_>>());
+            // A failing chunk stops the call; only whole windows before it
+            // were consumed.
+            let mut seen = Vec::new();
+            let failed = run_chunks(
+                100,
+                threads,
+                WINDOW_BYTES / 7,
+                |c| if c == 50 { Err(KernelError::InputOutOfRange) } else { Ok(c) },
+                |r| seen.push(r),
+            );
+            assert_eq!(failed, Err(KernelError::InputOutOfRange));
+            assert!(seen.len() <= 50 && seen.iter().enumerate().all(|(i, &c)| i == c));
+        }
+        super::super::pool::set_num_threads(before).unwrap();
+    }
+
+    #[test]
+    fn failed_allocations_are_errors() {
+        assert_eq!(try_zeros::<f64>(usize::MAX / 8), Err(KernelError::OutOfMemory(usize::MAX / 8 * 8)));
     }
 }
