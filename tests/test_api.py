@@ -301,6 +301,33 @@ def test_non_native_byte_order_is_converted():
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("code", ["f2", "f4", "f8"])
+def test_the_result_dtype_is_the_inputs_whatever_its_byte_order(code):
+    rng = np.random.default_rng(4)
+    native = rng.normal(0, 2, (300, 7)).astype("=" + code)
+    labels = (rng.uniform(size=native.shape) < 0.4).astype(np.float32)
+    swapped = native.astype((">" if sys.byteorder == "little" else "<") + code)
+    want = np.dtype("=" + code)
+    out = np.empty(native.shape, want)
+    fns = {
+        "loss": lambda x, **kw: fb.binary_cross_entropy_with_logits(x, labels, **kw),
+        "grad": lambda x, **kw: fb.binary_cross_entropy_with_logits_grad(x, labels, **kw),
+        "probabilities": lambda x, **kw: fb.binary_cross_entropy(fb.sigmoid(x), labels, **kw),
+    }
+    for name, fn in fns.items():
+        for kwargs in ({}, {"reduction": "sum"}, {"reduction": "none"}, {"reduction": "mean", "axis": 1}):
+            got, expected = fn(swapped, **kwargs), fn(native, **kwargs)
+            assert got.dtype == want, (name, kwargs)
+            np.testing.assert_array_equal(got, expected)
+        # A native out= of the result dtype is accepted.
+        kwargs = {"out": out} if name == "grad" else {"reduction": "none", "out": out}
+        assert fn(swapped, **kwargs) is out
+        np.testing.assert_array_equal(out, fn(native, reduction="none") if name != "grad" else fn(native))
+    loss, grad = fb.binary_cross_entropy_with_logits_value_and_grad(swapped, labels)
+    assert (loss.dtype, grad.dtype) == (want, want)
+    assert fb.sigmoid(swapped).dtype == want
+
+
 def test_sigmoid():
     x = np.array([-800.0, -40.0, -1.0, 0.0, 1.0, 40.0, 800.0, np.inf, -np.inf])
     with np.errstate(over="ignore"):

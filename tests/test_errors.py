@@ -132,6 +132,106 @@ def test_out_of_range_in_place_leaves_input_untouched():
     np.testing.assert_array_equal(x, before)
 
 
+MASKED = np.ma.array([0.0, 100.0, 0.0], mask=[0, 1, 0])
+
+
+@pytest.mark.parametrize("position", ["input", "target", "weight", "pos_weight", "grad_output", "out"])
+def test_masked_arrays_are_refused_not_unmasked(position):
+    # A mask silently dropped would count the masked elements.
+    args = {"input": np.zeros(3), "target": np.ones(3), "weight": None, "pos_weight": None}
+    kwargs = {}
+    if position in args:
+        args[position] = MASKED
+    else:
+        kwargs[position] = MASKED if position == "grad_output" else np.ma.array(np.zeros(3), mask=[0, 1, 0])
+        kwargs["reduction"] = "none"
+    message = (
+        f"{position} is a masked array, and fastbce does not apply masks: pass np.ma.getdata({position}) to count "
+        "the masked elements, or only the unmasked ones (input[~mask], target[~mask]) to leave them out"
+    )
+    fn = fb.binary_cross_entropy_with_logits_grad if position == "grad_output" else fb.binary_cross_entropy_with_logits
+    with raises(TypeError, message):
+        fn(**args, **kwargs)
+    if position in ("input", "target", "weight"):
+        del args["pos_weight"]
+        args["input"] = MASKED / 200 if position == "input" else np.full(3, 0.5)
+        with raises(TypeError, message):
+            fb.binary_cross_entropy(**args)
+        with raises(TypeError, message):
+            fb.LossAccumulator(probabilities=True).update(**args)
+
+
+def test_the_documented_ways_around_a_mask():
+    x, y = MASKED, np.ma.array([1.0, 0.0, 1.0], mask=MASKED.mask)
+    counted = fb.binary_cross_entropy_with_logits(np.ma.getdata(x), np.ma.getdata(y))
+    assert counted == pytest.approx((2 * np.log(2) + 100) / 3)
+    left_out = fb.binary_cross_entropy_with_logits(x[~x.mask].data, y[~x.mask].data)
+    assert left_out == pytest.approx(np.log(2))
+
+
+def _raising_calls(n, bad):
+    """Calls that raise, each with the arrays it is given. The input or the
+    target holds one bad element at `bad`; `out` is a separate array, an
+    input, the weight or grad_output."""
+    rng = np.random.default_rng(n)
+    p, t = rng.uniform(0.01, 0.99, n), (rng.uniform(size=n) < 0.5).astype(np.float64)
+    w, g, o = rng.uniform(0.5, 2, n), rng.uniform(0.5, 2, n), np.full(n, 7.0)
+    bad_p, bad_t = p.copy(), t.copy()
+    bad_p[bad], bad_t[bad] = 1.5, -0.5
+    calls = []
+    for x, y in ((bad_p, t), (p, bad_t)):
+        calls += [
+            (fb.binary_cross_entropy, (x, y), dict(weight=w, reduction="none", out=w)),
+            (fb.binary_cross_entropy, (x, y), dict(weight=w, reduction="none", out=o)),
+            (fb.binary_cross_entropy, (x, y), dict(reduction="none", out=x)),
+            (fb.binary_cross_entropy, (x, y), dict(reduction="none", out=y)),
+            (fb.binary_cross_entropy_grad, (x, y), dict(reduction="none", grad_output=g, out=g)),
+            (fb.binary_cross_entropy_grad, (x, y), dict(weight=w, out=o)),
+            (fb.binary_cross_entropy_grad, (x, y), dict(out=x)),
+            (fb.binary_cross_entropy_value_and_grad, (x, y), dict(weight=w, reduction="sum", out=w)),
+            (fb.binary_cross_entropy_value_and_grad, (x, y), dict(reduction="none", out=o)),
+            (fb.binary_cross_entropy_grad, (x.reshape(-1, 4), y.reshape(-1, 4)), dict(axis=1, out=o.reshape(-1, 4))),
+            (fb.binary_cross_entropy, (x.reshape(-1, 4), y.reshape(-1, 4)), dict(axis=0, out=o[:4])),
+        ]
+    # Errors found before the kernel runs.
+    calls += [
+        (fb.binary_cross_entropy_with_logits, (p, t), dict(weight=w[:3], reduction="none", out=w)),
+        (fb.binary_cross_entropy_with_logits_grad, (p, t[:-1]), dict(out=p)),
+        (fb.binary_cross_entropy_with_logits, (p, t), dict(reduction="nope", out=o)),
+    ]
+    return calls
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize(("n", "bad"), [(100, 99), (60_000, 59_999), (300_000, 150_001), (300_000, 3)])
+def test_a_call_that_raises_changes_no_array(n, bad, threads):
+    with fb.num_threads(threads):
+        for fn, args, kwargs in _raising_calls(n, bad):
+            arrays = [a for a in (*args, *kwargs.values()) if isinstance(a, np.ndarray)]
+            before = [a.copy() for a in arrays]
+            with pytest.raises(ValueError):
+                fn(*args, **kwargs)
+            for a, b in zip(arrays, before, strict=True):
+                np.testing.assert_array_equal(a, b, err_msg=f"{fn.__name__} {sorted(kwargs)}")
+
+
+def test_a_batch_that_raises_leaves_the_accumulator_as_it_was():
+    rng = np.random.default_rng(9)
+    x, y = rng.uniform(0.01, 0.99, (50_000, 6)), rng.uniform(size=(50_000, 6)) < 0.3
+    acc = fb.LossAccumulator(probabilities=True)
+    acc.update(x, y)
+    state = (acc.count, acc.total, acc.per_class_sum)
+    bad = x.copy()
+    bad[-1, 4] = -0.01
+    for threads in (1, 2):
+        with fb.num_threads(threads), raises(ValueError, "all elements of input should be between 0 and 1"):
+            acc.update(bad, y)
+        assert (acc.count, acc.total) == state[:2]
+        np.testing.assert_array_equal(acc.per_class_sum, state[2])
+    acc.update(x, y)
+    assert acc.count == 2 * x.size
+
+
 @pytest.mark.parametrize(
     "fn", [fb.binary_cross_entropy_with_logits_grad, fb.binary_cross_entropy_with_logits_value_and_grad]
 )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union
+from typing import Any, List, Optional, Tuple, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -36,8 +36,6 @@ Loss = Union[np.floating[Any], NDArray[np.floating[Any]]]
 Axis = Union[None, int, Tuple[int, ...]]
 
 _FLOAT_RESULTS = {np.dtype(t): np.dtype(t) for t in (np.float16, np.float32, np.float64)}
-# The scalar type of a reduced loss, by input dtype (float64 otherwise).
-_SCALAR_TYPES: Dict[np.dtype[Any], Callable[[float], Any]] = {dtype: dtype.type for dtype in _FLOAT_RESULTS}
 _FLOAT64 = np.dtype(np.float64)
 
 
@@ -223,7 +221,7 @@ def _evaluate(
     fresh = out is None or (grad and value and reduction == "none")
     s = _call(probabilities, x, y, w, pw, go, scale, total, loss_out, grad_out, fresh=fresh, scratch=out is None)
     if total:
-        scalar = _SCALAR_TYPES.get(x.dtype, np.float64)
+        scalar = result_dtype(x.dtype).type
         return scalar(s if reduction == "sum" else s / n if n else math.nan), grad_out
     return loss_out, grad_out
 
