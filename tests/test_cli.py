@@ -228,10 +228,8 @@ def test_progress_bar_on_a_terminal():
         ("table", ["t.parquet", "--logits", "logit_*", "--labels", "label_0"],
          "3 logit columns but 1 label columns"),
         ("table", ["t.parquet"], "t.parquet is a table: name its columns with --logits COLS and --labels COLS"),
-        ("probs", ["p.npy", "y.npy", "--probabilities"],
-         "rows 0 to 99: all elements of input should be between 0 and 1"),
-        ("nan", ["p.npy", "y.npy", "--probabilities"],
-         "rows 0 to 99: all elements of input should be between 0 and 1"),
+        ("probs", ["p.npy", "y.npy", "--probabilities"], "row 50, column 1: 1.5 is not a probability (outside [0, 1])"),
+        ("nan", ["p.npy", "y.npy", "--probabilities"], "row 50, column 1: nan is not a probability (outside [0, 1])"),
         ("ok", ["x.npy", "y.npy", "--pos-weight", "1,2"], "--pos-weight has 2 values but the data have 3 classes"),
         ("ok", ["x.npy", "y.npy", "--weight", "heavy"], "--weight 'heavy' is neither numbers nor a .npy file"),
         ("ok", ["x.npy", "y.npy", "--per-sample", "out.csv"], "--per-sample writes .npy or .parquet files"),
@@ -280,7 +278,7 @@ def test_failed_run_leaves_no_partial_output(tmp_path):
     np.save(tmp_path / "y.npy", y)
     done = run_cli("score", "p.npy", "y.npy", "--probabilities", "--per-sample", "out.npy", "--chunk-rows", 10_000,
                    check=False, cwd=tmp_path)  # fmt: skip
-    assert done.returncode == 1 and "rows 10,000 to 19,999" in done.stderr
+    assert done.returncode == 1 and "row 15,000, column 0: 2.0 is not a probability" in done.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.npy", "y.npy"]
 
 
@@ -366,3 +364,183 @@ def test_console_script_and_module_entry_points():
     done = subprocess.run(["fastbce", "score", "--help"], capture_output=True, text=True, env=dict(
         os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")))  # fmt: skip
     assert done.returncode == 0 and "--per-sample OUT" in done.stdout
+
+
+def assert_one_line_error(done, message, code=1):
+    assert done.returncode == code, done.stderr
+    assert done.stderr == f"fastbce score: error: {message}\n"
+
+
+@pytest.mark.parametrize(
+    "labels, value",
+    [(np.where(np.arange(300) % 3, 1, -1).astype(np.int8), "-1"), (np.full(300, 2, np.int8), "2"),
+     (np.full(300, np.iinfo(np.uint64).max, np.uint64), "18446744073709551615"), (np.full(300, np.nan), "nan")],
+)  # fmt: skip
+def test_labels_outside_the_unit_interval_are_refused(tmp_path, labels, value):
+    x = np.random.default_rng(0).normal(0, 2, (100, 3)).astype(np.float32)
+    y = labels.reshape(100, 3)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    done = run_cli("score", "x.npy", "y.npy", check=False, cwd=tmp_path)
+    assert_one_line_error(
+        done,
+        f"row 0, label column 0: {value} is outside [0, 1] (-1/+1 labels? map -1 to 0); "
+        "--allow-out-of-range-labels scores such labels by the formula",
+    )
+    if value != "nan":
+        summary = json.loads(
+            run_cli("score", "x.npy", "y.npy", "--allow-out-of-range-labels", "--json", cwd=tmp_path).stdout
+        )
+        want = float(fb.binary_cross_entropy_with_logits(x, y, reduction="sum"))  # rounded to float32
+        assert math.isclose(summary["sum"], want, rel_tol=1e-6)
+
+
+def test_a_bad_label_is_reported_by_row_and_column_of_the_table(tmp_path):
+    x, y = make_batch(1000, 3)
+    y = y.astype(np.float32)
+    y[737, 2] = 1.25
+    pq.write_table(_table(x, y), tmp_path / "t.parquet", row_group_size=300)
+    args = ["score", "t.parquet", "--logits", "logit_*", "--labels", "label_*", "--chunk-rows", 200]
+    done = run_cli(*args, check=False, cwd=tmp_path)
+    assert_one_line_error(
+        done,
+        "row 737, label column label_2: 1.25 is outside [0, 1] (-1/+1 labels? map -1 to 0); "
+        "--allow-out-of-range-labels scores such labels by the formula",
+    )
+
+
+def test_probabilities_scored_as_logits_get_a_warning(tmp_path):
+    x, y = make_batch(500, 2)
+    np.save(tmp_path / "p.npy", fb.sigmoid(x))
+    np.save(tmp_path / "y.npy", y)
+    warning = (
+        "fastbce score: warning: every logit lies in [0, 1] and every label is 0 or 1: "
+        "if the inputs are probabilities, pass --probabilities\n"
+    )
+    done = run_cli("score", "p.npy", "y.npy", "--json", cwd=tmp_path)
+    assert done.stderr == warning
+    assert json.loads(done.stdout)["warnings"] == [warning.split("warning: ")[1].strip()]
+    for args in (["--probabilities"], []):
+        files = ["p.npy", "y.npy"] if args else ["x.npy", "y.npy"]
+        np.save(tmp_path / "x.npy", x)
+        done = run_cli("score", *files, *args, "--json", cwd=tmp_path)
+        assert done.stderr == "" and json.loads(done.stdout)["warnings"] == []
+
+
+def test_per_sample_output_may_not_be_an_input(tmp_path):
+    x, y = make_batch(100, 3)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    os.symlink(tmp_path / "x.npy", tmp_path / "link.npy")
+    os.link(tmp_path / "y.npy", tmp_path / "hard.npy")
+    for target, name in (("x.npy", "x.npy"), ("link.npy", "x.npy"), ("hard.npy", "y.npy")):
+        done = run_cli("score", "x.npy", "y.npy", "--per-sample", target, check=False, cwd=tmp_path)
+        assert_one_line_error(done, f"--per-sample {target} is the input {name}; write the losses to another file")
+    np.testing.assert_array_equal(np.load(tmp_path / "x.npy"), x)
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), y)
+    (tmp_path / "out").mkdir()
+    done = run_cli("score", "x.npy", "y.npy", "--per-sample", "out", check=False, cwd=tmp_path)
+    assert_one_line_error(done, "--per-sample writes .npy or .parquet files, not out")
+    (tmp_path / "out.npy").mkdir()
+    done = run_cli("score", "x.npy", "y.npy", "--per-sample", "out.npy", check=False, cwd=tmp_path)
+    assert_one_line_error(done, "--per-sample out.npy is a directory; give a file name")
+
+
+def test_sigterm_stops_with_143_and_no_output(tmp_path):
+    proc = subprocess.Popen(
+        [*FASTBCE, "score", "--demo", "--demo-rows", "50000000", "--chunk-rows", "20000",
+         "--per-sample", "out.npy"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.time() + 60
+    while not list(tmp_path.glob(".out.npy.tmp-*")) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.terminate()
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert stderr == "fastbce score: terminated; no output was written\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def _npy_with_header(path, x, old, new):
+    """`x` saved, with `old` replaced by `new` (of the same length) in its header."""
+    np.save(path, x)
+    data = path.read_bytes()
+    assert len(old) == len(new) and old in data[:128]
+    path.write_bytes(data.replace(old, new, 1))
+
+
+def test_damaged_and_empty_inputs_are_one_line(tmp_path):
+    x, y = make_batch(100, 3)
+    np.save(tmp_path / "y.npy", y)
+    _npy_with_header(tmp_path / "open.npy", x, b"(100, 3)", b"(100, 3 ")
+    done = run_cli("score", "open.npy", "y.npy", check=False, cwd=tmp_path)
+    assert done.returncode == 1 and done.stderr.startswith("fastbce score: error: open.npy is not a .npy array: ")
+    assert done.stderr.count("\n") == 1
+    _npy_with_header(tmp_path / "negative.npy", x, b"(100, 3)", b"(-10, 3)")
+    done = run_cli("score", "negative.npy", "negative.npy", check=False, cwd=tmp_path)
+    assert_one_line_error(done, "negative.npy has shape (-10, 3); expected (N,) or (N, C)")
+    np.save(tmp_path / "none.npy", np.zeros((100, 0), np.float32))
+    done = run_cli("score", "none.npy", "none.npy", check=False, cwd=tmp_path)
+    assert_one_line_error(done, "none.npy has shape (100, 0): no classes to score")
+    np.save(tmp_path / "rows0.npy", np.zeros((0, 3), np.float32))
+    done = run_cli("score", "rows0.npy", "rows0.npy", check=False, cwd=tmp_path)
+    assert_one_line_error(done, "rows0.npy, rows0.npy: no rows to score")
+    (tmp_path / "head.csv").write_text("logit_0,label_0\n")
+    done = run_cli("score", "head.csv", "--logits", "logit_0", "--labels", "label_0", check=False, cwd=tmp_path)
+    assert_one_line_error(done, "head.csv: no rows to score")
+    pq.write_table(_table(x[:0], y[:0]), tmp_path / "empty.parquet")
+    done = run_cli("score", "empty.parquet", "--logits", "logit_*", "--labels", "label_*", check=False, cwd=tmp_path)
+    assert_one_line_error(done, "empty.parquet: no rows to score")
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path):
+    import resource
+
+    x, y = make_batch(300_000, 1)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+
+    def small_files():  # writes past 1 MiB fail, as on a full disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+    done = subprocess.run(
+        [*FASTBCE, "score", "x.npy", "y.npy", "--per-sample", "losses.npy"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, preexec_fn=small_files,
+    )  # fmt: skip
+    assert_one_line_error(done, "cannot write losses.npy: File too large")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy", "y.npy"]
+
+
+def test_a_closed_output_pipe_is_no_error():
+    proc = subprocess.Popen(
+        [*FASTBCE, "score", "--demo", "--demo-rows", "100000", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    proc.stdout.close()  # as `| head` does once it has read enough
+    with proc.stderr:
+        stderr = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141
+    assert stderr == b""
+
+
+def test_dask_missing_or_unreachable_is_one_line(tmp_path):
+    x, y = make_batch(100, 3)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    code = "import sys; sys.modules['dask'] = None\nfrom fastbce.cli import main\nsys.exit(main(sys.argv[1:]))"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "score", "x.npy", "y.npy", "--dask", "local"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert_one_line_error(done, "--dask needs Dask: pip install 'fastbce[dask]'")
+    start = time.monotonic()
+    done = run_cli(
+        "score", "x.npy", "y.npy", "--dask", "tcp://127.0.0.1:9", "--dask-timeout", "1", check=False, cwd=tmp_path
+    )
+    assert time.monotonic() - start < 30
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(
+        "fastbce score: error: cannot reach the Dask scheduler at tcp://127.0.0.1:9 within 1 s ("
+    )

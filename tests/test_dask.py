@@ -133,3 +133,46 @@ def test_fastbce_works_without_dask_and_names_the_extra():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "fastbce.dask needs Dask: pip install 'fastbce[dask]'" in done.stdout
+
+
+def test_score_refuses_what_the_local_path_refuses_with_the_same_line(client, tmp_path):
+    rng = np.random.default_rng(8)
+    x = rng.normal(0, 2, (1000, 3)).astype(np.float32)
+    y = (rng.uniform(size=x.shape) < 0.3).astype(np.float32)
+    logits = pa.array(x[:, 1], mask=np.arange(1000) == 613)  # one missing value
+    table = pa.table({"logit_0": x[:, 0], "logit_1": logits, "label_0": y[:, 0], "label_1": y[:, 1]})
+    pq.write_table(table, tmp_path / "nulls.parquet", row_group_size=300)
+    p = fb.sigmoid(x)
+    p[702, 2] = 1.5
+    np.save(tmp_path / "p.npy", p)
+    np.save(tmp_path / "y.npy", y)
+    bad_y = y.copy()
+    bad_y[415, 0] = -1
+    np.save(tmp_path / "bad_y.npy", bad_y)
+    np.save(tmp_path / "x.npy", x)
+    cases = {
+        "t.parquet: column 'logit_1' has missing values (the first at row 613)": [
+            "nulls.parquet", "--logits", "logit_*", "--labels", "label_*"],
+        "row 702, column 2: 1.5 is not a probability (outside [0, 1])": ["p.npy", "y.npy", "--probabilities"],
+        "row 415, label column 0: -1.0 is outside [0, 1] (-1/+1 labels? map -1 to 0); "
+        "--allow-out-of-range-labels scores such labels by the formula": ["x.npy", "bad_y.npy"],
+    }  # fmt: skip
+    for message, args in cases.items():
+        message = message.replace("t.parquet", "nulls.parquet")
+        for where in ([], ["--dask", client.scheduler.address]):
+            done = subprocess.run(
+                [sys.executable, "-m", "fastbce", "score", *args, "--chunk-rows", "250", *where],
+                capture_output=True, text=True, timeout=300, cwd=tmp_path,
+            )  # fmt: skip
+            # (The cluster's workers run elsewhere: they read the files by their absolute paths.)
+            assert done.returncode == 1, done.stderr
+            assert done.stderr == f"fastbce score: error: {message}\n", where
+    # A cluster started by the command itself adds no worker logs to the line.
+    done = subprocess.run(
+        [sys.executable, "-m", "fastbce", "score", *cases[next(iter(cases))], "--dask", "local"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr == (
+        "fastbce score: error: nulls.parquet: column 'logit_1' has missing values (the first at row 613)\n"
+    )

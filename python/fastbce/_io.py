@@ -61,11 +61,13 @@ def read_npy_header(f: IO[bytes], name: str) -> NpyHeader:
             shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(f)
         else:
             shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(f)
-    except ValueError as exc:
-        raise InputError(f"{name} is not a .npy array: {exc}") from None
+    except OSError as exc:
+        raise InputError(f"cannot read {name}: {exc.strerror or exc}") from None
+    except Exception as exc:  # a damaged header fails in NumPy's parser in many ways
+        raise InputError(f"{name} is not a .npy array: {exc or type(exc).__name__}") from None
     if dtype.hasobject:
         raise InputError(f"{name} holds Python objects; expected numbers")
-    if len(shape) not in (1, 2):
+    if len(shape) not in (1, 2) or any(n < 0 for n in shape):
         raise InputError(f"{name} has shape {shape}; expected (N,) or (N, C)")
     return NpyHeader(tuple(shape), dtype, fortran_order, f.tell() if f.seekable() else -1)
 
@@ -151,8 +153,10 @@ class Source:
 
     #: Total rows, when known up front.
     rows: Optional[int]
-    #: Names of the classes (columns), one per class.
+    #: Names of the classes (logit columns), one per class.
     class_names: List[str]
+    #: Names of the label columns, one per class.
+    label_names: List[str]
     #: What was read, for the summary.
     description: str
 
@@ -178,7 +182,10 @@ class ArrayPairSource(Source):
             raise InputError(f"{weight.name} has {weight.rows} rows but {logits.name} has {logits.rows}")
         self.rows = logits.rows
         shape = logits.header.shape
+        if shape[1:] == (0,):
+            raise InputError(f"{logits.name} has shape {shape}: no classes to score")
         self.class_names = [str(c) for c in range(shape[1])] if len(shape) == 2 else ["0"]
+        self.label_names = self.class_names
         self.description = f"{logits.name}, {labels.name}"
 
     def chunks(self, chunk_rows: int) -> Iterator[Chunk]:
@@ -247,6 +254,7 @@ class TableSource(Source):
         if self.weight_columns and len(self.weight_columns) not in (1, len(self.logit_columns)):
             raise InputError("--weight needs one column (a weight per row) or one per logit column")
         self.class_names = self.logit_columns
+        self.label_names = self.label_columns
         self.description = path
 
     def _schema(self) -> Tuple[List[str], Optional[int]]:
@@ -300,31 +308,96 @@ class TableSource(Source):
                 for start in range(0, batch.num_rows, chunk_rows):
                     yield batch.slice(start, chunk_rows)
 
-    def _matrix(self, batch: Any, columns: List[str]) -> NDArray[Any]:
-        arrays = []
-        for name in columns:
-            column = batch.column(name)
-            if column.null_count:
-                raise InputError(f"{self.path}: column {name!r} has missing values")
-            try:
-                arrays.append(column.to_numpy(zero_copy_only=False))
-            except (self.pa.ArrowInvalid, self.pa.ArrowNotImplementedError) as exc:
-                raise InputError(f"{self.path}: column {name!r} is not numeric ({column.type}): {exc}") from None
-        for name, values in zip(columns, arrays, strict=True):
-            if values.dtype.kind not in "biuf":
-                raise InputError(f"{self.path}: column {name!r} is not numeric ({values.dtype})")
+    def _matrix(self, batch: Any, columns: List[str], first_row: int) -> NDArray[Any]:
+        arrays = [column_values(batch.column(name), name, self.path, first_row) for name in columns]
         if len(arrays) == 1:
             return cast(NDArray[Any], arrays[0].reshape(-1, 1))
         return np.column_stack(arrays)
 
     def chunks(self, chunk_rows: int) -> Iterator[Chunk]:
         columns = list(dict.fromkeys(self.logit_columns + self.label_columns + self.weight_columns))
+        row = 0
         try:
             for batch in self._batches(columns, chunk_rows):
-                weight = self._matrix(batch, self.weight_columns) if self.weight_columns else None
-                yield self._matrix(batch, self.logit_columns), self._matrix(batch, self.label_columns), weight
+                weight = self._matrix(batch, self.weight_columns, row) if self.weight_columns else None
+                logits = self._matrix(batch, self.logit_columns, row)
+                yield logits, self._matrix(batch, self.label_columns, row), weight
+                row += batch.num_rows
         except (self.pa.ArrowInvalid, self.pa.ArrowIOError) as exc:
             raise InputError(f"cannot read {self.path}: {exc}") from None
+
+
+def column_values(column: Any, name: str, path: str, first_row: int) -> NDArray[Any]:
+    """A numeric Arrow column (rows `first_row` on of `path`) as NumPy
+    values; InputError for missing values or other types."""
+    pa = require_pyarrow()
+    if column.null_count:
+        import pyarrow.compute as pc
+
+        row = first_row + int(pc.index(pc.is_null(column), True).as_py())
+        raise InputError(f"{path}: column {name!r} has missing values (the first at row {row:,})")
+    try:
+        values = column.to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise InputError(f"{path}: column {name!r} is not numeric ({column.type}): {exc}") from None
+    if values.dtype.kind not in "biuf":
+        raise InputError(f"{path}: column {name!r} is not numeric ({values.dtype})")
+    return cast(NDArray[Any], values)
+
+
+def _outside_unit_interval(values: NDArray[Any]) -> bool:
+    """Whether any value is outside [0, 1] or NaN (without a temporary array)."""
+    if values.size == 0 or values.dtype == np.bool_:
+        return False
+    low, high = values.min(), values.max()
+    return not (low >= 0 and high <= 1)
+
+
+def _first_outside(values: NDArray[Any]) -> Tuple[int, int, Any]:
+    """(row, column, value) of the first value outside [0, 1] or NaN."""
+    matrix = values.reshape(len(values), -1)
+    bad = ~((matrix >= 0) & (matrix <= 1))
+    row, column = divmod(int(np.argmax(bad)), matrix.shape[1])
+    return row, column, matrix[row, column]
+
+
+@dataclass(frozen=True)
+class RowCheck:
+    """Refuses, with the row, the column and the value, a label outside
+    [0, 1] (unless `any_labels`) and a probability outside [0, 1].
+
+    The tensor API computes such labels by the formula, as PyTorch does; an
+    evaluation refuses them, as -1/+1 labels are a common mistake that
+    gives negative losses. (A plain object, so that Dask can ship it.)"""
+
+    class_names: List[str]
+    label_names: List[str]
+    probabilities: bool
+    any_labels: bool
+
+    def __call__(self, logits: NDArray[Any], labels: NDArray[Any], first_row: int) -> None:
+        if not self.any_labels and _outside_unit_interval(labels):
+            row, column, value = _first_outside(labels)
+            raise InputError(
+                f"row {first_row + row:,}, label column {self.label_names[column]}: {value} is outside [0, 1] "
+                "(-1/+1 labels? map -1 to 0); --allow-out-of-range-labels scores such labels by the formula"
+            )
+        if self.probabilities and _outside_unit_interval(logits):
+            row, column, value = _first_outside(logits)
+            raise InputError(
+                f"row {first_row + row:,}, column {self.class_names[column]}: {value} is not a probability "
+                "(outside [0, 1])"
+            )
+
+
+def could_be_probabilities(logits: NDArray[Any], labels: NDArray[Any]) -> bool:
+    """Whether these logits all lie in [0, 1] and the labels are all 0 or 1:
+    probabilities given without --probabilities, most likely."""
+    if _outside_unit_interval(logits):
+        return False
+    if labels.dtype.kind in "biu":  # in [0, 1] (checked before): 0 or 1
+        return not _outside_unit_interval(labels)
+    return bool(np.all((labels == 0) | (labels == 1)))
 
 
 class SyntheticSource(Source):
@@ -338,6 +411,7 @@ class SyntheticSource(Source):
         self.rows: Optional[int] = rows
         self.classes, self.seed = classes, seed
         self.class_names = [f"class_{c:02d}" for c in range(classes)]
+        self.label_names = self.class_names
         self.description = f"built-in demo data ({rows:,} rows x {classes} classes, seed {seed})"
         self.rates = np.linspace(0.02, 0.40, classes)
 

@@ -16,7 +16,9 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import IO, Any, Dict, List, Optional, Sequence, Tuple
@@ -31,9 +33,11 @@ from ._io import (
     ArrayPairSource,
     InputError,
     NpyRows,
+    RowCheck,
     Source,
     SyntheticSource,
     TableSource,
+    could_be_probabilities,
     npy_weight,
     open_npz,
     require_pyarrow,
@@ -137,11 +141,16 @@ class PerSampleWriter:
     """Writes per-row losses to `.npy` or `.parquet` under a temporary name,
     renamed into place only when everything was written."""
 
-    def __init__(self, path: str, rows: Optional[int]) -> None:
+    def __init__(self, path: str, rows: Optional[int], inputs: Sequence[str]) -> None:
         self.path = Path(path)
         self.kind = self.path.suffix.lower()
         if self.kind not in (".npy", ".parquet"):
             raise InputError(f"--per-sample writes .npy or .parquet files, not {self.path.name}")
+        if self.path.is_dir():
+            raise InputError(f"--per-sample {path} is a directory; give a file name")
+        for name in inputs:
+            if self.path.exists() and os.path.exists(name) and os.path.samefile(self.path, name):
+                raise InputError(f"--per-sample {path} is the input {name}; write the losses to another file")
         self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
         self.rows = rows
         self.written = 0
@@ -163,13 +172,22 @@ class PerSampleWriter:
             raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
     def write(self, losses: NDArray[np.float64]) -> None:
-        if self.kind == ".parquet":
-            self.writer.write_table(self.pa.table({"loss": losses}))
-        else:
-            self.file.write(np.ascontiguousarray(losses, "<f8").tobytes())
+        try:
+            if self.kind == ".parquet":
+                self.writer.write_table(self.pa.table({"loss": losses}))
+            else:
+                self.file.write(np.ascontiguousarray(losses, "<f8").tobytes())
+        except OSError as exc:
+            raise InputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
         self.written += losses.size
 
     def commit(self) -> None:
+        try:
+            self._commit()
+        except OSError as exc:
+            raise InputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+    def _commit(self) -> None:
         if self.kind == ".parquet":
             self.writer.close()
         elif self.rows is None:
@@ -192,6 +210,8 @@ class PerSampleWriter:
                 self.writer.close()
             else:
                 self.file.close()
+        except OSError:
+            pass  # the file goes anyway
         finally:
             for leftover in (self.tmp, self.tmp.with_suffix(".npy-final")):
                 leftover.unlink(missing_ok=True)
@@ -250,18 +270,40 @@ def _per_sample(
     return np.asarray(losses, np.float64)
 
 
+def input_paths(args: argparse.Namespace) -> List[str]:
+    """The files a run reads (which it must never write)."""
+    files = [args.weight, args.pos_weight]
+    return [*args.inputs, *(f for f in files if f and f.endswith(".npy"))]
+
+
+def probabilities_warning(maybe: bool, rows: int) -> List[str]:
+    if not (maybe and rows):
+        return []
+    return [
+        "every logit lies in [0, 1] and every label is 0 or 1: if the inputs are probabilities, pass --probabilities"
+    ]
+
+
+def row_check(args: argparse.Namespace, source: Source) -> RowCheck:
+    return RowCheck(source.class_names, source.label_names, args.probabilities, args.allow_out_of_range_labels)
+
+
 def score_local(args: argparse.Namespace, source: Source) -> Dict[str, Any]:
     fixed, reader, pos_weight = _weights(args, source)
     classes = len(source.class_names)
     chunk_rows = args.chunk_rows or default_chunk_rows(classes)
     acc = LossAccumulator(args.probabilities, weight=fixed, pos_weight=pos_weight)
-    writer = PerSampleWriter(args.per_sample, source.rows) if args.per_sample else None
+    writer = PerSampleWriter(args.per_sample, source.rows, input_paths(args)) if args.per_sample else None
     progress = Progress(source.rows, classes, sys.stderr, sys.stderr.isatty())
     start = time.perf_counter()
     kernel = 0.0
     row = 0
+    maybe_probabilities = not args.probabilities
+    check = row_check(args, source)
     try:
         for x, y, w in source.chunks(chunk_rows):
+            check(x, y, row)
+            maybe_probabilities = maybe_probabilities and could_be_probabilities(x, y)
             tick = time.perf_counter()
             if reader is not None:
                 w = reader.read(row, row + len(x))
@@ -277,6 +319,8 @@ def score_local(args: argparse.Namespace, source: Source) -> Dict[str, Any]:
             kernel += time.perf_counter() - tick
             row += len(x)
             progress.update(len(x))
+        if not row:
+            raise InputError(f"{source.description}: no rows to score")
         seconds = time.perf_counter() - start
         if writer is not None:
             writer.commit()
@@ -290,6 +334,7 @@ def score_local(args: argparse.Namespace, source: Source) -> Dict[str, Any]:
             reader.close()
     summary = _summary(args, source, acc.count, acc.total, acc.per_class_sum, seconds, row)
     summary["scoring_seconds"] = kernel
+    summary["warnings"] = probabilities_warning(maybe_probabilities, row)
     return summary
 
 
@@ -361,16 +406,22 @@ def cmd_score(args: argparse.Namespace) -> int:
         set_num_threads(args.threads)
     if args.chunk_rows is not None and args.chunk_rows < 1:
         raise InputError(f"--chunk-rows must be at least 1, got {args.chunk_rows}")
+    if args.dask_timeout <= 0:
+        raise InputError(f"--dask-timeout must be more than 0 seconds, got {args.dask_timeout:g}")
     source = open_source(args)
     try:
         if args.dask:
-            from .dask import score_source
-
+            try:
+                from .dask import score_source
+            except ImportError:
+                raise InputError("--dask needs Dask: pip install 'fastbce[dask]'") from None
             summary = score_source(args, source, _weights(args, source), _summary)
         else:
             summary = score_local(args, source)
     finally:
         source.close()
+    for warning in summary["warnings"]:
+        print(f"fastbce score: warning: {warning}", file=sys.stderr)
     if args.json:
         json.dump({k: _json_safe(v) for k, v in summary.items()}, sys.stdout, indent=1)
         sys.stdout.write("\n")
@@ -398,7 +449,10 @@ def build_parser() -> argparse.ArgumentParser:
         "score",
         help="score prediction files (or built-in data) in chunks",
         description=__doc__.split("\n\n")[0] if __doc__ else None,
-        epilog="Exit status: 0 on success, 1 for bad input, 2 for bad usage, 130 when interrupted.",
+        epilog=(
+            "Exit status: 0 on success, 1 for bad input, 2 for bad usage, 130 when interrupted (Ctrl-C), "
+            "143 when terminated (SIGTERM), 141 when the output pipe is closed."
+        ),
     )
     score.add_argument(
         "inputs", nargs="*", help="two .npy files (logits, labels), or one .npz/Parquet/Feather/CSV file"
@@ -406,6 +460,11 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--demo", action="store_true", help="score built-in synthetic multi-label data")
     score.add_argument("--demo-rows", type=int, default=1_000_000, help="rows of the demo data (default 1,000,000)")
     score.add_argument("--probabilities", action="store_true", help="the inputs are probabilities, not logits")
+    score.add_argument(
+        "--allow-out-of-range-labels",
+        action="store_true",
+        help="score labels outside [0, 1] by the formula (refused by default: -1/+1 labels are a common mistake)",
+    )
     score.add_argument("--logits", metavar="COLS", help="logit columns (comma-separated names or globs) or .npz member")
     score.add_argument("--labels", metavar="COLS", help="label columns (comma-separated names or globs) or .npz member")
     score.add_argument("--weight", help="a number, a .npy file ((C,), (N,) or (N, C)) or weight column(s)")
@@ -417,8 +476,23 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--chunk-rows", type=int, help="rows per chunk (default: about 8 million elements)")
     score.add_argument("--json", action="store_true", help="print a machine-readable summary")
     score.add_argument("--dask", metavar="ADDRESS", help="score through a Dask cluster (scheduler address, or 'local')")
+    score.add_argument(
+        "--dask-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long to wait for the Dask scheduler to answer (default 10)",
+    )
     score.set_defaults(func=cmd_score)
     return parser
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: stop as on Ctrl-C."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -426,14 +500,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         return cmd_demo(args)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()
+        return code
     except InputError as exc:
         print(f"fastbce {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"fastbce {args.command}: interrupted; no output was written", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"fastbce {args.command}: terminated; no output was written", file=sys.stderr)
+        return 143
+    except BrokenPipeError:
+        # The reader has gone (`fastbce score ... | head`): nothing more to
+        # say, and nothing for the interpreter to flush at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def run() -> None:

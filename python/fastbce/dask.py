@@ -71,13 +71,15 @@ def _operands(input: Any, target: Any, weight: Any, pos_weight: Any) -> Tuple[An
 
 
 def _blocks(fn: Any, x: Any, y: Any, w: Any, pw: Any, **kwargs: Any) -> Any:
-    """`fn(x, y, w, pw)` per block, passing only the operands present."""
+    """`fn(x, y, w, pw, first_row)` per block, passing only the operands
+    present; `first_row` is the block's first index along axis 0."""
     present = [a is not None for a in (w, pw)]
 
-    def block(xb: Any, yb: Any, *rest: Any) -> Any:
+    def block(xb: Any, yb: Any, *rest: Any, block_info: Any = None) -> Any:
         it = iter(rest)
         wb, pwb = (next(it) if p else None for p in present)
-        return fn(xb, yb, wb, pwb)
+        first_row = block_info[0]["array-location"][0][0] if block_info and xb.ndim else 0
+        return fn(xb, yb, wb, pwb, first_row)
 
     return da.map_blocks(block, x, y, *(a for a in (w, pw) if a is not None), **kwargs)
 
@@ -92,7 +94,7 @@ def _loss(
         if axis is not None:
             raise ValueError(f"axis needs reduction='mean' or 'sum', got reduction={reduction!r}")
 
-        def elements(xb: Any, yb: Any, wb: Any, pwb: Any) -> Any:
+        def elements(xb: Any, yb: Any, wb: Any, pwb: Any, first_row: int) -> Any:
             if probabilities:
                 return eager.binary_cross_entropy(xb, yb, wb, "none")
             return eager.binary_cross_entropy_with_logits(xb, yb, wb, "none", pwb)
@@ -106,15 +108,21 @@ def _loss(
     return total.astype(dtype)
 
 
-def _sums(probabilities: bool, x: Any, y: Any, w: Any, pw: Any, axes: Tuple[int, ...]) -> Any:
+def _sums(
+    probabilities: bool, x: Any, y: Any, w: Any, pw: Any, axes: Tuple[int, ...], check: Optional[Any] = None
+) -> Any:
     """The loss summed over `axes` in float64 (lazy): one partial sum per
-    block and kept index, combined in the fixed tree of the Dask graph."""
+    block and kept index, combined in the fixed tree of the Dask graph.
+    `check(x, y, first_row)` runs on each block first."""
     partial_chunks = tuple((1,) * len(c) if d in axes else c for d, c in enumerate(x.chunks))
-    partial = _blocks(
-        lambda xb, yb, wb, pwb: sum64(probabilities, xb, yb, wb, pwb, axes),
-        x, y, w, pw, dtype=np.float64, chunks=partial_chunks,
-    )  # fmt: skip
-    return partial.sum(axis=axes, split_every=8)
+
+    def partial(xb: Any, yb: Any, wb: Any, pwb: Any, first_row: int) -> Any:
+        if check is not None:
+            check(xb, yb, first_row)
+        return sum64(probabilities, xb, yb, wb, pwb, axes)
+
+    sums = _blocks(partial, x, y, w, pw, dtype=np.float64, chunks=partial_chunks)
+    return sums.sum(axis=axes, split_every=8)
 
 
 def _grad(
@@ -260,23 +268,32 @@ def binary_cross_entropy_value_and_grad(
 def _read_rows(path: str, start: int, stop: int) -> Any:
     from ._io import NpyRows
 
-    reader = NpyRows(path)
+    reader = NpyRows(path)  # an InputError if a worker cannot read it
     try:
         return reader.read(start, stop)
     finally:
         reader.close()
 
 
-def _read_row_group(path: str, group: int, columns: Any) -> Any:
+def _read_row_group(path: str, name: str, group: int, first_row: int, columns: Any) -> Any:
+    """Row group `group` (rows `first_row` on) of the file `name`, at `path` for the workers."""
     import pyarrow.parquet as pq
 
-    table = pq.ParquetFile(path).read_row_group(group, columns=columns)
-    return np.column_stack([table.column(c).to_numpy() for c in columns])
+    from ._io import InputError, column_values
+
+    try:
+        table = pq.ParquetFile(path).read_row_group(group, columns=columns)
+    except OSError as exc:
+        raise InputError(f"a Dask worker cannot read {path}: {exc}") from None
+    return np.column_stack([column_values(table.column(c), c, name, first_row) for c in columns])
 
 
 def _array_from_source(source: Any, chunk_rows: int) -> Tuple[Any, Any, Any]:
     """Lazy (logits, labels, weight) Dask arrays whose blocks each worker
-    reads from the files itself (which workers must be able to open)."""
+    reads from the files itself (which workers must be able to open, by
+    the same absolute paths)."""
+    import os
+
     from ._io import ArrayPairSource, InputError, NpyRows, TableSource
 
     if isinstance(source, ArrayPairSource) and isinstance(source.logits, NpyRows):
@@ -286,7 +303,9 @@ def _array_from_source(source: Any, chunk_rows: int) -> Tuple[Any, Any, Any]:
         def stacked(reader: Any) -> Any:
             h = reader.header
             parts = [
-                da.from_delayed(delayed(_read_rows)(reader.name, a, b), shape=(b - a, *h.shape[1:]), dtype=h.dtype)
+                da.from_delayed(
+                    delayed(_read_rows)(os.path.abspath(reader.name), a, b), shape=(b - a, *h.shape[1:]), dtype=h.dtype
+                )
                 for a, b in ranges
             ]
             return da.concatenate(parts) if parts else da.zeros((0, *h.shape[1:]), h.dtype)
@@ -297,6 +316,7 @@ def _array_from_source(source: Any, chunk_rows: int) -> Tuple[Any, Any, Any]:
 
         meta = pq.ParquetFile(source.path).metadata
         groups = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+        starts = np.cumsum([0, *groups[:-1]]).tolist()
 
         def table(columns: Any) -> Any:
             if not columns:
@@ -304,55 +324,86 @@ def _array_from_source(source: Any, chunk_rows: int) -> Tuple[Any, Any, Any]:
             schema = pq.ParquetFile(source.path).schema_arrow
             dtype = np.result_type(*[schema.field(c).type.to_pandas_dtype() for c in columns])
             parts = [
-                da.from_delayed(delayed(_read_row_group)(source.path, i, columns), shape=(n, len(columns)), dtype=dtype)
-                for i, n in enumerate(groups)
+                da.from_delayed(
+                    delayed(_read_row_group)(os.path.abspath(source.path), source.path, i, start, columns),
+                    shape=(n, len(columns)),
+                    dtype=dtype,
+                )
+                for i, (n, start) in enumerate(zip(groups, starts, strict=True))
             ]
-            return da.concatenate(parts)
+            return da.concatenate(parts) if parts else da.zeros((0, len(columns)), dtype)
 
         return table(source.logit_columns), table(source.label_columns), table(source.weight_columns)
     raise InputError("--dask reads two .npy files or a Parquet file")
 
 
+def _could_be_probabilities(x: Any, y: Any) -> Any:
+    """Lazy `could_be_probabilities` over all blocks."""
+    from ._io import could_be_probabilities
+
+    def block(xb: Any, yb: Any) -> Any:
+        return np.full((1,) * xb.ndim, could_be_probabilities(xb, yb))
+
+    return da.map_blocks(block, x, y, dtype=bool, chunks=tuple((1,) * len(c) for c in x.chunks)).all()
+
+
 def score_source(args: Any, source: Any, weights: Any, summarize: Any) -> Any:
     """`fastbce score --dask ADDRESS`: the scores of `source`, computed on a
     Dask cluster (`local` starts one of 2 worker processes here)."""
+    import logging
     import time
 
     from distributed import Client, LocalCluster
 
     from ._io import InputError
-    from .cli import PerSampleWriter, _per_sample, default_chunk_rows
+    from .cli import PerSampleWriter, _per_sample, default_chunk_rows, input_paths, probabilities_warning, row_check
 
     fixed, reader, pos_weight = weights
     if reader is not None:
         raise InputError("--dask takes a --weight number or a Parquet weight column, not a weight file")
     chunk_rows = args.chunk_rows or default_chunk_rows(len(source.class_names))
     x, y, w = _array_from_source(source, chunk_rows)
+    if not x.shape[0]:
+        raise InputError(f"{source.description}: no rows to score")
     weight = w if w is not None else fixed
     x, y, weight, pw = _operands(x, y, weight, None if args.probabilities else pos_weight)
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True) if args.dask == "local" else None
+    writer = PerSampleWriter(args.per_sample, x.shape[0], input_paths(args)) if args.per_sample else None
+    # The workers' own logs would repeat, with tracebacks, the one line an
+    # error gets; the scheduler's web server takes any free port, silently.
+    local = dict(n_workers=2, threads_per_worker=1, silence_logs=logging.CRITICAL, dashboard_address=":0")
+    cluster = LocalCluster(**local) if args.dask == "local" else None
     try:
-        with Client(cluster if cluster is not None else args.dask) as client:
+        try:
+            client = Client(cluster if cluster is not None else args.dask, timeout=args.dask_timeout)
+        except (OSError, TimeoutError) as exc:
+            raise InputError(
+                f"cannot reach the Dask scheduler at {args.dask} within {args.dask_timeout:g} s ({exc})"
+            ) from None
+        with client:
             start = time.perf_counter()
-            total = _sums(args.probabilities, x, y, weight, pw, tuple(range(x.ndim)))
-            per_class = _sums(args.probabilities, x, y, weight, pw, (0,)) if x.ndim == 2 else total
-            total_value, per_class_value = client.compute([total, per_class], sync=True)
-            if args.per_sample:
-                writer = PerSampleWriter(args.per_sample, x.shape[0])
-                try:
-                    for i in range(x.numblocks[0]):
-                        blocks = [a.blocks[i] if a is not None else None for a in (x, y, weight)]
-                        xb, yb, wb = (b.compute() if b is not None else None for b in blocks)
-                        pwb = None if pw is None else np.asarray(pos_weight)
-                        assert xb is not None and yb is not None
-                        writer.write(_per_sample(args.probabilities, xb, yb, wb, pwb))
-                    writer.commit()
-                except BaseException:
-                    writer.abort()
-                    raise
+            # Bad rows are refused as by the local path, with the same message.
+            check = row_check(args, source)
+            total = _sums(args.probabilities, x, y, weight, pw, tuple(range(x.ndim)), check)
+            per_class = _sums(args.probabilities, x, y, weight, pw, (0,), check) if x.ndim == 2 else total
+            maybe = _could_be_probabilities(x, y)
+            total_value, per_class_value, maybe_value = client.compute([total, per_class, maybe], sync=True)
+            if writer is not None:
+                for i in range(x.numblocks[0]):
+                    blocks = [a.blocks[i] if a is not None else None for a in (x, y, weight)]
+                    xb, yb, wb = (b.compute() if b is not None else None for b in blocks)
+                    pwb = None if pw is None else np.asarray(pos_weight)
+                    assert xb is not None and yb is not None
+                    writer.write(_per_sample(args.probabilities, xb, yb, wb, pwb))
+                writer.commit()
             seconds = time.perf_counter() - start
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
     finally:
         if cluster is not None:
             cluster.close()
     per_class_sum = np.asarray(per_class_value, np.float64).reshape(-1)
-    return summarize(args, source, math.prod(x.shape), float(total_value), per_class_sum, seconds, x.shape[0])
+    summary = summarize(args, source, math.prod(x.shape), float(total_value), per_class_sum, seconds, x.shape[0])
+    summary["warnings"] = probabilities_warning(bool(maybe_value) and not args.probabilities, x.shape[0])
+    return summary
