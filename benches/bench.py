@@ -12,6 +12,8 @@ repeat by repeat; ratios come from the same run.
     python benches/bench.py --small               # calls on 100 elements vs np.add
     python benches/bench.py --scaling             # 1 vs 2 threads around the threshold
     python benches/bench.py --operands --sizes 1e6,1e7  # pos_weight, uint8 vs the plain mean
+    python benches/bench.py --alternating         # calls of changing sizes vs one size at a time
+    python benches/bench.py --checks --sizes 1e6  # out= on probabilities: the cost of checking first
 
 Peers that are not installed are left out (PyTorch, JAX, numba); the C
 loop (benches/roofline.c, vectorized with glibc's libmvec under
@@ -480,6 +482,88 @@ def operand_costs(repeats: int, dtypes: List[Any], sizes: List[int], threads: in
     return markdown(["call", "dtype", "N", "time", "× plain mean"], rows)
 
 
+ALTERNATING_SIZES = [4 * fb.CHUNK_ELEMENTS, 5 * fb.CHUNK_ELEMENTS, 40_000, 100_000, 300_000]
+
+
+def alternating(repeats: int, thread_counts: List[int]) -> str:
+    """float32 means whose sizes change call by call (each asks a different
+    number of helpers), against the same calls one size at a time: with one
+    pool per thread setting the two cost the same."""
+    rows = []
+    rng = np.random.default_rng(0)
+    x = rng.normal(0.0, 3.0, max(ALTERNATING_SIZES)).astype(np.float32)
+    y = (rng.random(x.size) < 0.3).astype(np.float32)
+    rounds = 20
+    calls = [(x[:n], y[:n]) for n in ALTERNATING_SIZES]
+
+    def changing() -> None:
+        for _ in range(rounds):
+            for a, b in calls:
+                fb.binary_cross_entropy_with_logits(a, b)
+
+    def grouped() -> None:
+        for a, b in calls:
+            for _ in range(rounds):
+                fb.binary_cross_entropy_with_logits(a, b)
+
+    for threads in thread_counts:
+        with fb.num_threads(threads):
+            built = fb.show_config("dicts")["threads"]["pools_built"]  # type: ignore[index]
+            times = median_times({"changing": changing, "grouped": grouped}, repeats)
+            rebuilt = fb.show_config("dicts")["threads"]["pools_built"] - built  # type: ignore[index]
+        per_call = {k: t / (rounds * len(calls)) for k, t in times.items()}
+        rows.append(
+            [
+                str(threads),
+                fmt_time(per_call["changing"]),
+                fmt_time(per_call["grouped"]),
+                f"{times['changing'] / times['grouped']:.3f}",
+                str(rebuilt),
+            ]
+        )
+        print(" | ".join(rows[-1]), flush=True)
+    sizes = ", ".join(f"{n:,}" for n in ALTERNATING_SIZES)
+    header = ["threads", "sizes changing", "one size at a time", "ratio", "pools built"]
+    return f"float32 mean, sizes {sizes}, per call\n\n" + markdown(header, rows)
+
+
+def check_costs(repeats: int, dtypes: List[Any], sizes: List[int], threads: int) -> str:
+    """binary_cross_entropy writing into the caller's out= checks every
+    element before it writes anything. Its time against the same call that
+    checks as it goes (as for a new array; for out= that would leave part
+    of it written when an element is bad) and against the other safe
+    design, computing into a new array and copying that into out=."""
+    rows = []
+    rng = np.random.default_rng(0)
+    for dtype in dtypes:
+        for n in sizes:
+            p = rng.uniform(0.01, 0.99, n).astype(dtype)
+            t = (rng.random(n) < 0.3).astype(dtype)
+            for grad in (False, True):
+                fns = _check_designs(p, t, grad)
+                with fb.num_threads(threads):
+                    times = median_times(fns, repeats)
+                base = times["checked along"]
+                cells = [f"{fmt_time(times[k])} ({times[k] / base:.2f})" for k in fns]
+                rows.append(["gradient" if grad else "loss, none", np.dtype(dtype).name, f"{n:.0e}", *cells])
+                print(" | ".join(rows[-1]), flush=True)
+    designs = (f"{k} (× checked along)" for k in ("checked first", "checked along", "new, copied"))
+    return markdown(["call", "dtype", "N", *designs], rows)
+
+
+def _check_designs(p: np.ndarray, t: np.ndarray, grad: bool) -> Dict[str, Callable[[], Any]]:
+    from fastbce import _core
+
+    out = np.empty_like(p)
+    outs = (None, out) if grad else (out, None)
+    public = fb.binary_cross_entropy_grad if grad else fb.binary_cross_entropy
+    return {
+        "checked first": lambda: public(p, t, reduction="none", out=out),
+        "checked along": lambda: _core.bce(True, p, t, None, None, None, 1.0, False, *outs, scratch=True),
+        "new, copied": lambda: np.copyto(out, public(p, t, reduction="none")),
+    }
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1e3,1e5,1e6,1e7", help="comma-separated element counts")
@@ -496,6 +580,14 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument(
         "--operands", action="store_true", help="time pos_weight and uint8 targets against the plain mean (--sizes)"
     )
+    ap.add_argument(
+        "--alternating",
+        action="store_true",
+        help="time calls of changing sizes against one size at a time (--threads, and 4x the CPUs)",
+    )
+    ap.add_argument(
+        "--checks", action="store_true", help="time out= on probabilities: checked first, checked along (--sizes)"
+    )
     args = ap.parse_args(argv)
     if args.scaling and args.threads < 2:
         ap.error(f"--scaling compares 1 thread with --threads, which must be 2 or more (got {args.threads})")
@@ -506,11 +598,15 @@ def main(argv: Optional[List[str]] = None) -> None:
         return
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     dtypes = [np.dtype(d).type for d in args.dtypes.split(",")]
-    if args.small or args.scaling or args.operands:
+    if args.small or args.scaling or args.operands or args.alternating or args.checks:
         if args.small:
             text = small_calls(args.repeats)
         elif args.scaling:
             text = scaling(args.repeats, dtypes, args.threads)
+        elif args.alternating:
+            text = alternating(args.repeats, sorted({args.threads, 4 * (os.cpu_count() or 1)}))
+        elif args.checks:
+            text = check_costs(args.repeats, dtypes, sizes, args.threads)
         else:
             text = operand_costs(args.repeats, dtypes, sizes, args.threads)
         print("\n" + text)

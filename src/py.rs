@@ -15,6 +15,7 @@ use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyFloat, PyInt, PyString, PyTuple, PyType};
+use std::sync::atomic::{AtomicPtr, Ordering::Relaxed};
 
 pyo3::create_exception!(
     _core,
@@ -388,7 +389,17 @@ fn optional_array<'a, 'py>(arg: &'a Bound<'py, PyAny>) -> Option<Option<&'a Boun
         return Some(None);
     }
     let arr = arg.cast::<PyUntypedArray>().ok()?;
-    (arg.is_exact_instance_of::<PyUntypedArray>() || !is_masked(arg)).then_some(Some(arr))
+    (is_plain_array(arg) || !is_masked(arg)).then_some(Some(arr))
+}
+
+/// NumPy's array type, kept at import: comparing a type with it costs one
+/// load on the path of every small call.
+static ARRAY_TYPE: AtomicPtr<pyo3::ffi::PyTypeObject> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Whether `arg` is exactly a NumPy array (not a subclass).
+fn is_plain_array(arg: &Bound<'_, PyAny>) -> bool {
+    // SAFETY: `arg` is a live object, whose type pointer is read.
+    unsafe { pyo3::ffi::Py_TYPE(arg.as_ptr()) == ARRAY_TYPE.load(Relaxed) }
 }
 
 /// Whether `arg` is a NumPy masked array.
@@ -517,6 +528,7 @@ fn set_output_cache(max_bytes: usize) {
 #[pymodule(gil_used = false)]
 #[pyo3(name = "_core")]
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    ARRAY_TYPE.store(<PyUntypedArray as pyo3::PyTypeInfo>::type_object_raw(m.py()), Relaxed);
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("CHUNK", kernels::CHUNK)?;
     m.add("PARALLEL_MIN_LEN_F32", kernels::PARALLEL_MIN_LEN_F32)?;
