@@ -445,7 +445,9 @@ def binary_cross_entropy_with_logits(
     ValueError
         Mismatched shapes, a bad `reduction` or `out`.
     TypeError
-        Complex, object or string arrays.
+        Complex, object or string arrays; masked arrays (their mask would be
+        dropped: the message says how to count or leave out the masked
+        elements).
 
     Examples
     --------
@@ -514,7 +516,11 @@ def binary_cross_entropy(
     ------
     ValueError
         An input or target element outside [0, 1] or NaN, mismatched
-        shapes, a bad `reduction` or `out`.
+        shapes, a bad `reduction` or `out`. Every element is checked before
+        anything is written into `out` (or `input`, in place), so a call
+        that raises leaves them unchanged.
+    TypeError
+        Complex, object or string arrays; masked arrays.
 
     Examples
     --------
