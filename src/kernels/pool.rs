@@ -16,7 +16,11 @@
 //! Fork: no lock is held while a pool is built or dropped. The one lock,
 //! around the shared pointer, is held for a pointer copy; a forked child
 //! (which has none of its parent's threads) releases it, leaks its
-//! parent's pool, and builds its own when a call needs one.
+//! parent's pool, and builds its own when a call needs one. A fork waits
+//! for pools being built or dropped (see [`Changing`]): a child forked
+//! while a helper thread was starting or ending got a corrupt heap from
+//! glibc's stack cache at its first thread start (about 1 fork in 200, in
+//! tests/test_threads.py).
 
 use super::KernelError;
 use std::any::Any;
@@ -135,7 +139,10 @@ struct Board {
 struct Pool {
     /// The setting it was built for: `threads - 1` helper threads.
     threads: usize,
-    helpers: rayon::ThreadPool,
+    /// Always `Some` but in `drop`.
+    helpers: Option<rayon::ThreadPool>,
+    /// The helper threads, joined when the pool is dropped.
+    joins: Vec<std::thread::JoinHandle<()>>,
     /// Shared with the helper tasks, which must not own the pool (a pool
     /// dropped by its own thread would be waited on by that thread).
     board: Arc<Board>,
@@ -144,13 +151,34 @@ struct Pool {
 }
 
 impl Pool {
+    /// A pool of `threads - 1` helpers, returned once every one has started.
     fn build(threads: usize) -> Option<Pool> {
         watch_forks();
-        let helpers = rayon::ThreadPoolBuilder::new()
+        let _changing = Changing::begin();
+        let started = Arc::new(AtomicUsize::new(0));
+        let mut joins = Vec::with_capacity(threads - 1);
+        let built = rayon::ThreadPoolBuilder::new()
             .num_threads(threads - 1)
             .thread_name(|i| format!("fastbce-{i}"))
-            .build()
-            .ok()?;
+            .spawn_handler(|thread| {
+                let started = Arc::clone(&started);
+                let name = thread.name().map(str::to_owned);
+                let spawned = std::thread::Builder::new().name(name.unwrap_or_default()).spawn(move || {
+                    started.fetch_add(1, Release);
+                    thread.run()
+                })?;
+                joins.push(spawned);
+                Ok(())
+            })
+            .build();
+        let Ok(helpers) = built else {
+            // rayon ends the threads it started; they are joined here.
+            joins.into_iter().for_each(|t| drop(t.join()));
+            return None;
+        };
+        while started.load(Acquire) < threads - 1 {
+            std::thread::yield_now();
+        }
         POOLS_BUILT.fetch_add(1, Relaxed);
         let board = Board {
             job: AtomicPtr::new(std::ptr::null_mut()),
@@ -158,7 +186,47 @@ impl Pool {
             inside: AtomicUsize::new(0),
             alive: AtomicUsize::new(0),
         };
-        Some(Pool { threads, helpers, board: Arc::new(board), busy: AtomicBool::new(false) })
+        Some(Pool { threads, helpers: Some(helpers), joins, board: Arc::new(board), busy: AtomicBool::new(false) })
+    }
+}
+
+impl Drop for Pool {
+    /// Returns once every helper thread has ended. (Never run on a helper:
+    /// their tasks hold the board, not the pool.)
+    fn drop(&mut self) {
+        let _changing = Changing::begin();
+        // rayon ends its threads once their tasks are done (a lingering
+        // helper returns within LINGER).
+        drop(self.helpers.take());
+        self.joins.drain(..).for_each(|t| drop(t.join()));
+    }
+}
+
+/// A pool being built or dropped, during which no fork happens: the
+/// pthread_atfork handlers (see `watch_forks`) wait for every `Changing`
+/// to end, and hold new ones until the fork is done.
+struct Changing;
+
+/// Pools being built or dropped, and [`FORKING`].
+static CHANGES: AtomicUsize = AtomicUsize::new(0);
+/// Set in [`CHANGES`] while a fork is under way.
+const FORKING: usize = 1 << (usize::BITS - 1);
+
+impl Changing {
+    fn begin() -> Changing {
+        loop {
+            let now = CHANGES.load(Acquire);
+            if now & FORKING == 0 && CHANGES.compare_exchange_weak(now, now + 1, Acquire, Relaxed).is_ok() {
+                return Changing;
+            }
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl Drop for Changing {
+    fn drop(&mut self) {
+        CHANGES.fetch_sub(1, Release);
     }
 }
 
@@ -212,11 +280,20 @@ impl Shared {
     }
 }
 
-/// Makes a forked child forget its parent's pool (once per process).
+/// Registers the fork handlers (once per process): a fork waits for pools
+/// being built or dropped, and a forked child forgets its parent's pool.
 fn watch_forks() {
     static WATCHING: AtomicBool = AtomicBool::new(false);
     #[cfg(unix)]
     if !WATCHING.swap(true, SeqCst) {
+        unsafe extern "C" fn before() {
+            while CHANGES.compare_exchange_weak(0, FORKING, Acquire, Relaxed).is_err() {
+                std::thread::yield_now();
+            }
+        }
+        unsafe extern "C" fn in_parent() {
+            CHANGES.store(0, Release);
+        }
         unsafe extern "C" fn in_child() {
             // SAFETY: in a forked child only the forking thread runs (it
             // runs this handler), so nothing else reaches the slot. The
@@ -226,10 +303,11 @@ fn watch_forks() {
             // released.
             unsafe { SHARED.pool.get().write(None) };
             SHARED.locked.store(false, Release);
+            CHANGES.store(0, Release);
         }
-        // SAFETY: registers a handler that takes no arguments and touches
-        // only this module's statics; Python never unloads this library.
-        unsafe { libc::pthread_atfork(None, None, Some(in_child)) };
+        // SAFETY: registers handlers that take no arguments and touch only
+        // this module's statics; Python never unloads this library.
+        unsafe { libc::pthread_atfork(Some(before), Some(in_parent), Some(in_child)) };
     }
 }
 
@@ -266,7 +344,9 @@ pub(crate) fn run_parts(parts: usize, work: &(dyn Fn(usize) -> usize + Sync)) {
     for _ in board.alive.load(SeqCst)..wanted.min(pool.threads - 1) {
         board.alive.fetch_add(1, SeqCst);
         let board = Arc::clone(board);
-        pool.helpers.spawn(move || help(&board, seen));
+        if let Some(helpers) = &pool.helpers {
+            helpers.spawn(move || help(&board, seen));
+        }
     }
     work(0);
     drop(withdraw);
