@@ -133,6 +133,8 @@ struct Board {
     inside: AtomicUsize,
     /// Helper tasks running or lingering.
     alive: AtomicUsize,
+    /// The pool is being dropped: helpers stop lingering.
+    closed: AtomicBool,
 }
 
 /// The helper threads of one thread setting.
@@ -185,6 +187,7 @@ impl Pool {
             epoch: AtomicUsize::new(0),
             inside: AtomicUsize::new(0),
             alive: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
         };
         Some(Pool { threads, helpers: Some(helpers), joins, board: Arc::new(board), busy: AtomicBool::new(false) })
     }
@@ -195,8 +198,9 @@ impl Drop for Pool {
     /// their tasks hold the board, not the pool.)
     fn drop(&mut self) {
         let _changing = Changing::begin();
-        // rayon ends its threads once their tasks are done (a lingering
-        // helper returns within LINGER).
+        // rayon ends its threads once their tasks are done: lingering
+        // helpers return at once.
+        self.board.closed.store(true, Relaxed);
         drop(self.helpers.take());
         self.joins.drain(..).for_each(|t| drop(t.join()));
     }
@@ -411,7 +415,7 @@ fn help(board: &Board, mut seen: usize) {
                 None => misses,
             };
             linger = if misses >= 2 { Duration::ZERO } else { LINGER };
-        } else if idle_since.elapsed() < linger {
+        } else if idle_since.elapsed() < linger && !board.closed.load(Relaxed) {
             // Yield rather than spin: if the system put this thread on the
             // caller's core, the caller must keep it.
             std::thread::yield_now();
