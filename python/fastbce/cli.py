@@ -148,8 +148,8 @@ class PerSampleWriter:
             raise InputError(f"--per-sample writes .npy or .parquet files, not {self.path.name}")
         if self.path.is_dir():
             raise InputError(f"--per-sample {path} is a directory; give a file name")
-        for name in inputs:
-            if self.path.exists() and os.path.exists(name) and os.path.samefile(self.path, name):
+        for name in inputs if self.path.exists() else ():
+            if os.path.exists(name) and os.path.samefile(self.path, name):
                 raise InputError(f"--per-sample {path} is the input {name}; write the losses to another file")
         self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
         self.rows = rows
