@@ -395,7 +395,7 @@ def could_be_probabilities(logits: NDArray[Any], labels: NDArray[Any]) -> bool:
     probabilities given without --probabilities, most likely."""
     if _outside_unit_interval(logits):
         return False
-    if labels.dtype.kind in "biu":  # in [0, 1] (checked before): 0 or 1
+    if labels.dtype.kind in "biu":  # integers in [0, 1] are 0 or 1
         return not _outside_unit_interval(labels)
     return bool(np.all((labels == 0) | (labels == 1)))
 

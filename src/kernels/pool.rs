@@ -330,13 +330,14 @@ pub(crate) fn run_parts(parts: usize, work: &(dyn Fn(usize) -> usize + Sync)) {
         work(0);
         return;
     };
-    struct Release<'p>(&'p Pool);
-    impl Drop for Release<'_> {
+    /// Marks the pool free for the next caller however this call ends.
+    struct Free<'p>(&'p Pool);
+    impl Drop for Free<'_> {
         fn drop(&mut self) {
-            self.0.busy.store(false, Ordering::Release);
+            self.0.busy.store(false, Release);
         }
     }
-    let _release = Release(&pool);
+    let _free = Free(&pool);
     let board = &pool.board;
     let job = Job { work, parts, joined: AtomicUsize::new(0), panic: Mutex::new(None) };
     let seen = board.epoch.load(SeqCst);
