@@ -142,3 +142,13 @@ def ulp_error(got: float, exact: float, dtype: Any, scale: Optional[float] = Non
         return 0.0 if got == exact else math.inf
     ulp = float(np.spacing(np.asarray(ref, dtype)))
     return abs(got - exact) / ulp
+
+
+def one_call_sum(x, y, weight=None, pos_weight=None, probabilities=False):
+    """The loss of one call summed in float64, unrounded to the input's dtype."""
+    sums = fb._core.RunningSums()
+    fb._core.evaluate(
+        x, y, probabilities=probabilities, reduction="sum", value=True, grad=False, weight=weight,
+        pos_weight=pos_weight, into=sums,
+    )  # fmt: skip
+    return sums.total

@@ -6,6 +6,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import os
+import re
 import subprocess
 import sys
 import tracemalloc
@@ -71,17 +72,24 @@ def test_result_dtypes(dtype, result):
     assert_close(mean, want, 1e-3)
 
 
-def _through_python(fn, *args, **kwargs):
-    """`fn` with the one-step native call declining, so that every call
-    takes the checked Python path."""
-    from fastbce import _functional
+class _Wrapped:
+    """An array-like that is not an ndarray: the native call declines it,
+    and the package converts it and calls again."""
 
-    saved = _functional._quick
-    _functional._quick = lambda *a: None
-    try:
-        return fn(*args, **kwargs)
-    finally:
-        _functional._quick = saved
+    def __init__(self, arr):
+        self.arr = arr
+
+    def __array__(self, dtype=None, copy=None):
+        return self.arr
+
+
+def _through_python(fn, x, y, **kwargs):
+    """`fn` with every operand declined by the native call first, so that
+    the call takes the converting route."""
+    kwargs = {
+        k: _Wrapped(np.asarray(v)) if k in ("weight", "pos_weight") and v is not None else v for k, v in kwargs.items()
+    }
+    return fn(_Wrapped(x), _Wrapped(y), **kwargs)
 
 
 def _same(a, b):
@@ -140,38 +148,57 @@ def test_the_one_step_call_equals_the_checked_path(dtype, probabilities):
                 )
 
 
-def test_the_one_step_call_leaves_other_calls_to_python():
+def test_the_native_call_declines_what_python_must_do():
     from fastbce import _core
 
     x = np.zeros(3, np.float32)
-    value = (True, False, 1.0, None)  # the loss, no gradient, grad_output, out
+
+    def call(input, target, weight=None, pos_weight=None, reduction="mean", value=True, grad=False, **kw):
+        return _core.evaluate(
+            input, target, probabilities=False, reduction=reduction, value=value, grad=grad, weight=weight,
+            pos_weight=pos_weight, **kw,
+        )  # fmt: skip
+
     declined = [
-        ([0.0, 1.0, 2.0], x, None, None, "mean", *value),
-        (x, x.reshape(3, 1), None, None, "mean", *value),
-        (x, x, np.ones(2), None, "mean", *value),
-        (x, x, None, 2.0, "sum", *value),
-        (x, x, None, None, "all", *value),
-        (x, x, None, None, b"mean", *value),
-        (x, x.astype(">f4"), None, None, "mean", *value),
-        (x, x.astype(np.complex64), None, None, "mean", *value),
-        (x, x, None, None, "mean", False, True, np.float64(1.0), None),  # grad_output not a Python number
-        (x, x, None, None, "none", True, False, 1.0, np.zeros(3)),  # out of another dtype
-        (x, x, None, None, "none", True, False, 1.0, np.zeros(4, np.float32)),  # out of another shape
-        (x, x, None, None, "none", True, False, 1.0, [0.0, 0.0, 0.0]),  # out not an array
-        (x, x, None, None, "mean", True, False, 1.0, np.zeros(3, np.float32)),  # out with a reduced loss
+        (([0.0, 1.0, 2.0], x), {}, "input"),
+        ((x, x.astype(">f4")), {}, "target"),
+        ((x, x), {"pos_weight": 2.0}, "pos_weight"),
+        ((x, x), {"weight": [1.0, 2.0, 3.0]}, "weight"),
+        ((x, x), {"value": False, "grad": True, "grad_output": np.float32(1.0)}, "grad_output"),
     ]
-    for args in declined:
-        assert _core.quick(False, *args) is None, args
+    for args, kwargs, argument in declined:
+        result = call(*args, **kwargs)
+        assert type(result) is _core.Declined, (args, kwargs)
+        assert (result.reason, result.argument) == (_core.Decline.Convert, argument)
+    # A NumPy float64 is a Python float, and a 0-d array a scalar: no decline.
+    for go in (np.float64(2.0), np.array(2.0), 2):
+        _, grad = call(x, x, value=False, grad=True, grad_output=go)
+        np.testing.assert_array_equal(grad, np.full(3, np.float32(0.5) * 2 / 3, np.float32))
+    buffer = np.zeros(4, np.float32)
+    overlapping = call(buffer[1:], x, reduction="none", out=buffer[:3])  # computed apart by Python
+    assert (overlapping.reason, overlapping.argument) == (_core.Decline.Overlap, "out")
+    errors = [
+        ((x, x.reshape(3, 1)), {}, ValueError, "target must have the same shape"),
+        ((x, x), {"weight": np.ones(2)}, ValueError, "weight of shape (2,) does not broadcast"),
+        ((x, x), {"reduction": "all"}, ValueError, "reduction must be"),
+        ((x, x), {"reduction": b"mean"}, ValueError, "reduction must be"),
+        ((x, x.astype(np.complex64)), {}, TypeError, "target has dtype complex64"),
+        ((x, x), {"reduction": "none", "out": np.zeros(3)}, ValueError, "out has dtype float64"),
+        ((x, x), {"reduction": "none", "out": np.zeros(4, np.float32)}, ValueError, "out has shape (4,)"),
+        ((x, x), {"reduction": "none", "out": [0.0, 0.0, 0.0]}, TypeError, "out must be a numpy.ndarray"),
+        ((x, x), {"out": np.zeros(3, np.float32)}, ValueError, "out receives the elementwise loss"),
+    ]
+    for args, kwargs, exc, message in errors:
+        with pytest.raises(exc, match="^" + re.escape(message)):
+            call(*args, **kwargs)
     read_only = np.zeros(3, np.float32)
     read_only.flags.writeable = False
-    assert _core.quick(False, x, x, None, None, "none", True, False, 1.0, read_only) is None
-    buffer = np.zeros(4, np.float32)
-    overlapping = (buffer[1:], buffer[:3])  # out overlaps the input partly: computed apart by Python
-    assert _core.quick(False, overlapping[0], x, None, None, "none", True, False, 1.0, overlapping[1]) is None
-    loss, grad = _core.quick(False, x, x, None, None, "sum", True, False, 1.0, None)
+    with pytest.raises(ValueError, match="^out is read-only"):
+        call(x, x, reduction="none", out=read_only)
+    loss, grad = call(x, x, reduction="sum")
     assert grad is None and loss == np.float32(3 * np.float64(np.float32(np.log(2))))
     with pytest.raises(ValueError, match="input should be between 0 and 1"):
-        _core.quick(True, x - 1, x, None, None, "mean", True, False, 1.0, None)
+        _core.evaluate(x - 1, x, probabilities=True, reduction="mean", value=True, grad=False)
 
 
 def test_lists_and_scalars_are_accepted():

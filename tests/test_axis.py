@@ -118,5 +118,7 @@ def test_axis_errors():
         fb.binary_cross_entropy_with_logits(x, x, axis=(0, -2))
     with pytest.raises(TypeError, match=r"^axis must be None, an int or a tuple of ints, got 'rows'$"):
         fb.binary_cross_entropy_with_logits(x, x, axis="rows")
-    with pytest.raises(ValueError, match=r"^grad_output of shape \(4,\) does not broadcast to the input shape \(3,\)"):
+    with pytest.raises(
+        ValueError, match=r"^grad_output of shape \(4,\) does not broadcast to the reduced shape \(3,\)"
+    ):
         fb.binary_cross_entropy_with_logits_grad(x, x, axis=0, grad_output=np.ones(4))

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import List, Optional
+from typing import Optional
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core
-from ._functional import as_numeric, broadcast_to_input
+from ._functional import as_numeric, sum64
 
 __all__ = ["LossAccumulator"]
 
@@ -71,12 +71,11 @@ class LossAccumulator:
         self.weight = None if weight is None else as_numeric("weight", weight)
         self.pos_weight = None if pos_weight is None else as_numeric("pos_weight", pos_weight)
         self._lock = threading.Lock()
-        # The total as floats whose exact sum it is: combining batches this
-        # way rounds only once, when the total is read.
-        self._expansion: List[float] = []
+        # The total kept exact (rounded only when read) and the per-class
+        # sums, both continued by the kernel.
+        self._sums = _core.RunningSums()
         self._count = 0
         self._classes: Optional[int] = None
-        self._per_class: Optional[NDArray[np.float64]] = None
 
     def update(
         self,
@@ -89,17 +88,11 @@ class LossAccumulator:
 
         `weight` and `pos_weight` default to the accumulator's own.
         """
-        x, y = as_numeric("input", input), as_numeric("target", target)
-        if y.shape != x.shape:
-            raise ValueError(
-                f"target must have the same shape as input, got target shape {y.shape} and input shape {x.shape}"
-            )
-        w = self.weight if weight is None else as_numeric("weight", weight)
-        pw = self.pos_weight if pos_weight is None else as_numeric("pos_weight", pos_weight)
+        x = as_numeric("input", input)
+        w = self.weight if weight is None else weight
+        pw = self.pos_weight if pos_weight is None else pos_weight
         if self.probabilities and pw is not None:
             raise ValueError("pos_weight applies to logits only, not to probabilities")
-        w = None if w is None else broadcast_to_input("weight", w, x.shape)
-        pw = None if pw is None else broadcast_to_input("pos_weight", pw, x.shape)
         classes = x.shape[-1] if x.ndim >= 2 else None
         with self._lock:
             if self._count and classes != self._classes:
@@ -107,21 +100,17 @@ class LossAccumulator:
                     f"every batch must have the same classes (last axis): this one has "
                     f"{classes or 'none (1-D)'}, earlier ones {self._classes or 'none (1-D)'}"
                 )
-            # Per-class sums continue from the running ones, in the kernel.
-            sums = None if classes is None else self._per_class if self._count else np.zeros(classes)
-            reduced = None if classes is None else [True] * (x.ndim - 1) + [False]
-            expansion = _core.bce(
-                self.probabilities, x, y, w, pw, None, 1.0, True, None, None, sums, reduced, exact=True
-            )
-            self._expansion = _combine(self._expansion, expansion)
+            sums = self._sums if self._count else _core.RunningSums(classes)
+            axis = None if classes is None else tuple(range(x.ndim - 1))
+            sum64(self.probabilities, x, target, w, pw, into=sums, axis=axis)
+            self._sums = sums
             self._count += x.size
             self._classes = classes
-            self._per_class = sums
 
     def reset(self) -> None:
         """Forget every batch."""
         with self._lock:
-            self._expansion, self._count, self._classes, self._per_class = [], 0, None, None
+            self._sums, self._count, self._classes = _core.RunningSums(), 0, None
 
     @property
     def count(self) -> int:
@@ -132,22 +121,23 @@ class LossAccumulator:
     def total(self) -> float:
         """The loss summed over every element so far (exactly rounded)."""
         with self._lock:
-            return _rounded(self._expansion)
+            return float(self._sums.total)
 
     @property
     def mean(self) -> float:
         """The mean loss per element (NaN before any element)."""
         with self._lock:
-            return _rounded(self._expansion) / self._count if self._count else math.nan
+            return float(self._sums.total) / self._count if self._count else math.nan
 
     @property
     def per_class_sum(self) -> NDArray[np.float64]:
         """The loss summed per class (the last axis); for 1-D batches, one
         class: the total. Empty before any batch."""
         with self._lock:
-            if self._per_class is not None:
-                return self._per_class.copy()
-            return np.array([_rounded(self._expansion)]) if self._count else np.zeros(0)
+            per_class: Optional[NDArray[np.float64]] = self._sums.sums
+            if per_class is not None:
+                return per_class
+            return np.array([self._sums.total]) if self._count else np.zeros(0)
 
     @property
     def per_class_mean(self) -> NDArray[np.float64]:
@@ -160,35 +150,3 @@ class LossAccumulator:
     def __repr__(self) -> str:
         kind = "probabilities" if self.probabilities else "logits"
         return f"LossAccumulator({kind}, count={self.count}, mean={self.mean:.6g})"
-
-
-def _rounded(expansion: List[float]) -> float:
-    """The exactly rounded sum of an expansion (NaN or infinity as such)."""
-    return math.fsum(expansion) if all(map(math.isfinite, expansion)) else float(sum(expansion))
-
-
-def _combine(a: List[float], b: List[float]) -> List[float]:
-    """An expansion of the exact sum of two expansions, kept short."""
-    values = a + list(b)
-    if not all(map(math.isfinite, values)):
-        return [float(sum(values))]
-    return _exact_expansion(values)
-
-
-def _exact_expansion(values: List[float]) -> List[float]:
-    """A short list of floats with exactly the sum of `values` (Shewchuk's
-    partials, as math.fsum builds them)."""
-    partials: List[float] = []
-    for x in values:
-        kept = 0
-        for y in partials:
-            if abs(x) < abs(y):
-                x, y = y, x
-            hi = x + y
-            lo = y - (hi - x)
-            if lo:
-                partials[kept] = lo
-                kept += 1
-            x = hi
-        partials[kept:] = [x]
-    return partials

@@ -1,25 +1,29 @@
 """The native kernels; use the functions of the ``fastbce`` package instead."""
 
-from typing import Any, Literal, Optional, overload
+from typing import Any, Optional, final
 
+import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
     "CHUNK",
     "OUTPUT_CACHE_MAX_BLOCKS",
     "OUTPUT_CACHE_MIN_BYTES",
+    "Decline",
+    "Declined",
     "OverlapError",
     "PARALLEL_MIN_LEN_F32",
     "PARALLEL_MIN_LEN_F64",
+    "RunningSums",
     "__version__",
     "available_simd_levels",
-    "bce",
+    "check_reduction",
+    "evaluate",
     "get_num_threads",
     "get_output_cache",
     "get_simd_level",
     "max_num_threads",
     "pools_built",
-    "quick",
     "set_num_threads",
     "set_output_cache",
     "set_simd_level",
@@ -34,56 +38,44 @@ PARALLEL_MIN_LEN_F64: int
 
 class OverlapError(ValueError): ...
 
-@overload
-def bce(
-    probabilities: bool,
-    input: NDArray[Any],
-    target: NDArray[Any],
-    weight: Optional[NDArray[Any]],
-    pos_weight: Optional[NDArray[Any]],
-    grad_output: Optional[NDArray[Any]],
-    grad_scale: float,
-    sum: bool,
-    loss_out: Optional[NDArray[Any]],
-    grad_out: Optional[NDArray[Any]],
-    axis_sums: Optional[NDArray[Any]] = None,
-    reduced: Optional[list[bool]] = None,
-    exact: Literal[False] = False,
-    fresh: bool = False,
-    scratch: bool = False,
-) -> float: ...
-@overload
-def bce(
-    probabilities: bool,
-    input: NDArray[Any],
-    target: NDArray[Any],
-    weight: Optional[NDArray[Any]],
-    pos_weight: Optional[NDArray[Any]],
-    grad_output: Optional[NDArray[Any]],
-    grad_scale: float,
-    sum: bool,
-    loss_out: Optional[NDArray[Any]],
-    grad_out: Optional[NDArray[Any]],
-    axis_sums: Optional[NDArray[Any]] = None,
-    reduced: Optional[list[bool]] = None,
-    *,
-    exact: Literal[True],
-    fresh: bool = False,
-    scratch: bool = False,
-) -> list[float]: ...
-def quick(
-    probabilities: bool,
+@final
+class Decline:
+    Convert: Decline
+    Overlap: Decline
+
+@final
+class Declined:
+    @property
+    def reason(self) -> Decline: ...
+    @property
+    def argument(self) -> str: ...
+
+@final
+class RunningSums:
+    def __new__(cls, size: Optional[int] = None) -> RunningSums: ...
+    @property
+    def total(self) -> float: ...
+    @property
+    def sums(self) -> Optional[NDArray[np.float64]]: ...
+
+def evaluate(
     input: object,
     target: object,
-    weight: object,
-    pos_weight: object,
+    *,
+    probabilities: bool,
     reduction: object,
     value: bool,
     grad: bool,
-    grad_output: object,
-    out: object,
-) -> Optional[tuple[Any, Any]]: ...
-def sigmoid(input: NDArray[Any], out: NDArray[Any], fresh: bool = False) -> None: ...
+    weight: object = None,
+    pos_weight: object = None,
+    grad_output: object = None,
+    out: object = None,
+    axis: object = None,
+    into: Optional[RunningSums] = None,
+    check_only: bool = False,
+) -> Any: ...
+def sigmoid(x: object, *, out: object = None) -> Any: ...
+def check_reduction(reduction: object) -> str: ...
 def get_num_threads() -> int: ...
 def set_num_threads(n: int) -> None: ...
 def max_num_threads() -> int: ...

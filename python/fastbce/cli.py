@@ -13,393 +13,63 @@ with memory bounded by a few chunks (see `--chunk-rows`).
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import signal
 import sys
 import threading
-import time
-from pathlib import Path
-from typing import IO, Any, Dict, List, Optional, Sequence, Tuple
+from types import FrameType
+from typing import IO, Optional, Sequence
 
-import numpy as np
-from numpy.typing import NDArray
-
-from ._accumulate import CHUNK_ELEMENTS, LossAccumulator
-from ._functional import binary_cross_entropy, binary_cross_entropy_with_logits
-from ._io import (
-    TABLE_SUFFIXES,
-    ArrayPairSource,
-    InputError,
-    NpyRows,
-    RowCheck,
-    Source,
-    SyntheticSource,
-    TableSource,
-    could_be_probabilities,
-    npy_weight,
-    open_npz,
-    require_pyarrow,
-)
-from ._threads import get_num_threads, set_num_threads
-
-#: Elements per chunk when --chunk-rows is not given (about 64 MiB of
-#: float32 logits and labels).
-DEFAULT_CHUNK_ELEMENTS = 1 << 23
+from ._io import InputError
+from ._scoring import ScoreOptions, Summary, open_source, score_local, weights_of
+from ._threads import set_num_threads
 
 
-def default_chunk_rows(classes: int) -> int:
-    """Rows per chunk: about `DEFAULT_CHUNK_ELEMENTS` elements, and a whole
-    number of the kernels' reduction chunks, so that scoring in chunks gives
-    the bits of one in-memory call."""
-    step = CHUNK_ELEMENTS // math.gcd(CHUNK_ELEMENTS, classes)
-    return max(step, DEFAULT_CHUNK_ELEMENTS // classes // step * step)
-
-
-# ------------------------------------------------------------ the arguments
-
-
-def _numbers(text: str) -> Optional[NDArray[np.float64]]:
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        return None
-    return np.array(values[0] if len(values) == 1 else values)
-
-
-def open_source(args: argparse.Namespace) -> Source:
-    paths: List[str] = args.inputs
-    if args.demo or not paths:
-        if paths:
-            raise InputError("--demo scores built-in data; give no input files with it")
-        if args.probabilities:
-            raise InputError("the demo data are logits; --probabilities does not apply to them")
-        return SyntheticSource(rows=args.demo_rows)
-    if len(paths) == 2:
-        for p in paths:
-            if not p.endswith(".npy"):
-                raise InputError(f"two inputs must be .npy files (logits, labels), got {p}")
-        return ArrayPairSource(NpyRows(paths[0]), NpyRows(paths[1]))
-    if len(paths) != 1:
-        raise InputError(f"give one table or .npz file, or two .npy files; got {len(paths)} inputs")
-    path = paths[0]
-    suffix = Path(path).suffix.lower()
-    if suffix == ".npz":
-        return ArrayPairSource(*open_npz(path, args.logits or "logits", args.labels or "labels"))
-    if suffix in TABLE_SUFFIXES:
-        if not args.logits or not args.labels:
-            raise InputError(f"{path} is a table: name its columns with --logits COLS and --labels COLS")
-        weight_columns = None
-        if args.weight and _numbers(args.weight) is None and not args.weight.endswith(".npy"):
-            weight_columns = args.weight
-        return TableSource(path, args.logits, args.labels, weight_columns)
-    if suffix == ".npy":
-        raise InputError(f"{path}: give the labels too (two .npy files: logits, then labels)")
-    known = ", ".join(sorted({".npy", ".npz", *TABLE_SUFFIXES}))
-    raise InputError(f"{path}: unknown file type {suffix or '(none)'}; fastbce reads {known}")
-
-
-def _weights(
-    args: argparse.Namespace, source: Source
-) -> Tuple[Optional[NDArray[Any]], Optional[NpyRows], Optional[NDArray[Any]]]:
-    """(fixed weight, weight rows reader, pos_weight) from the options."""
-    classes = len(source.class_names)
-    fixed = reader = None
-    if args.weight:
-        fixed = _numbers(args.weight)
-        if fixed is None and args.weight.endswith(".npy"):
-            if source.rows is None:
-                raise InputError("a --weight file needs inputs whose row count is known up front")
-            reader, fixed = npy_weight(args.weight, source.rows, classes)
-        elif fixed is None and not isinstance(source, TableSource):
-            raise InputError(f"--weight {args.weight!r} is neither numbers nor a .npy file")
-        # Otherwise: weight columns of the table, which the source reads.
-    pos_weight: Optional[NDArray[Any]] = None
-    if args.pos_weight:
-        pos_weight = _numbers(args.pos_weight)
-        if pos_weight is None:
-            if not args.pos_weight.endswith(".npy"):
-                raise InputError(f"--pos-weight {args.pos_weight!r} is neither numbers nor a .npy file")
-            try:
-                pos_weight = np.load(args.pos_weight)
-            except OSError as exc:
-                raise InputError(f"cannot read {args.pos_weight}: {exc.strerror or exc}") from None
-        if pos_weight.ndim == 1 and pos_weight.shape != (classes,):
-            raise InputError(f"--pos-weight has {pos_weight.size} values but the data have {classes} classes")
-    elif isinstance(source, SyntheticSource):
-        pos_weight = source.pos_weight()
-    if args.probabilities and pos_weight is not None:
-        raise InputError("--pos-weight applies to logits, not to --probabilities")
-    return fixed, reader, pos_weight
-
-
-# -------------------------------------------------------------- the outputs
-
-
-class PerSampleWriter:
-    """Writes per-row losses to `.npy` or `.parquet` under a temporary name,
-    renamed into place only when everything was written."""
-
-    def __init__(self, path: str, rows: Optional[int], inputs: Sequence[str]) -> None:
-        self.path = Path(path)
-        self.kind = self.path.suffix.lower()
-        if self.kind not in (".npy", ".parquet"):
-            raise InputError(f"--per-sample writes .npy or .parquet files, not {self.path.name}")
-        if self.path.is_dir():
-            raise InputError(f"--per-sample {path} is a directory; give a file name")
-        for name in inputs if self.path.exists() else ():
-            if os.path.exists(name) and os.path.samefile(self.path, name):
-                raise InputError(f"--per-sample {path} is the input {name}; write the losses to another file")
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        self.rows = rows
-        self.written = 0
-        self.writer: Any = None
-        try:
-            if self.kind == ".parquet":
-                pa = require_pyarrow()
-                import pyarrow.parquet as pq
-
-                self.pa = pa
-                self.writer = pq.ParquetWriter(str(self.tmp), pa.schema([("loss", pa.float64())]))
-            else:
-                self.file: IO[bytes] = open(self.tmp, "wb")
-                if rows is not None:
-                    np.lib.format.write_array_header_1_0(
-                        self.file, {"descr": "<f8", "fortran_order": False, "shape": (rows,)}
-                    )
-        except OSError as exc:
-            raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-    def write(self, losses: NDArray[np.float64]) -> None:
-        try:
-            if self.kind == ".parquet":
-                self.writer.write_table(self.pa.table({"loss": losses}))
-            else:
-                self.file.write(np.ascontiguousarray(losses, "<f8").tobytes())
-        except OSError as exc:
-            raise InputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
-        self.written += losses.size
-
-    def commit(self) -> None:
-        try:
-            self._commit()
-        except OSError as exc:
-            raise InputError(f"cannot write {self.path}: {exc.strerror or exc}") from None
-
-    def _commit(self) -> None:
-        if self.kind == ".parquet":
-            self.writer.close()
-        elif self.rows is None:
-            # The row count is known only now: write the header, then the data.
-            self.file.close()
-            final = self.tmp.with_suffix(".npy-final")
-            with open(self.tmp, "rb") as data, open(final, "wb") as out:
-                header = {"descr": "<f8", "fortran_order": False, "shape": (self.written,)}
-                np.lib.format.write_array_header_1_0(out, header)
-                while block := data.read(1 << 24):
-                    out.write(block)
-            os.replace(final, self.tmp)
-        else:
-            self.file.close()
-        os.replace(self.tmp, self.path)
-
-    def abort(self) -> None:
-        try:
-            if self.kind == ".parquet":
-                self.writer.close()
-            else:
-                self.file.close()
-        except OSError:
-            pass  # the file goes anyway
-        finally:
-            for leftover in (self.tmp, self.tmp.with_suffix(".npy-final")):
-                leftover.unlink(missing_ok=True)
-
-
-class Progress:
-    """A progress line on stderr, when stderr is a terminal."""
-
-    def __init__(self, total_rows: Optional[int], columns: int, stream: IO[str], enabled: bool) -> None:
-        self.total, self.columns, self.stream, self.enabled = total_rows, columns, stream, enabled
-        self.done = 0
-        self.start = self.last = time.perf_counter()
-
-    def update(self, rows: int) -> None:
-        self.done += rows
-        now = time.perf_counter()
-        if not self.enabled or now - self.last < 0.1:
-            return
-        self.last = now
-        rate = self.done * self.columns / max(now - self.start, 1e-9)
-        if self.total:
-            frac = self.done / self.total
-            bar = "#" * int(30 * frac)
-            eta = (now - self.start) * (1 - frac) / max(frac, 1e-9)
-            text = (
-                f"scoring {frac:4.0%} [{bar:<30}] {self.done:,}/{self.total:,} rows, "
-                f"{rate / 1e6:.1f} M/s, {eta:.0f} s left"
-            )
-        else:
-            text = f"scoring {self.done:,} rows, {rate / 1e6:.1f} M elements/s"
-        self.stream.write("\r" + text[:120].ljust(80))
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\r" + " " * 120 + "\r")
-            self.stream.flush()
-
-
-# --------------------------------------------------------------- scoring
-
-
-def _per_sample(
-    probabilities: bool,
-    x: NDArray[Any],
-    y: NDArray[Any],
-    weight: Optional[NDArray[Any]],
-    pos_weight: Optional[NDArray[Any]],
-) -> NDArray[np.float64]:
-    if probabilities:
-        losses = binary_cross_entropy(x, y, weight, "mean" if x.ndim == 2 else "none", axis=-1 if x.ndim == 2 else None)
-    else:
-        losses = binary_cross_entropy_with_logits(
-            x, y, weight, "mean" if x.ndim == 2 else "none", pos_weight, axis=-1 if x.ndim == 2 else None
-        )
-    return np.asarray(losses, np.float64)
-
-
-def input_paths(args: argparse.Namespace) -> List[str]:
-    """The files a run reads (which it must never write)."""
-    files = [args.weight, args.pos_weight]
-    return [*args.inputs, *(f for f in files if f and f.endswith(".npy"))]
-
-
-def probabilities_warning(maybe: bool, rows: int) -> List[str]:
-    if not (maybe and rows):
-        return []
-    return [
-        "every logit lies in [0, 1] and every label is 0 or 1: if the inputs are probabilities, pass --probabilities"
-    ]
-
-
-def row_check(args: argparse.Namespace, source: Source) -> RowCheck:
-    return RowCheck(source.class_names, source.label_names, args.probabilities, args.allow_out_of_range_labels)
-
-
-def score_local(args: argparse.Namespace, source: Source) -> Dict[str, Any]:
-    fixed, reader, pos_weight = _weights(args, source)
-    classes = len(source.class_names)
-    chunk_rows = args.chunk_rows or default_chunk_rows(classes)
-    acc = LossAccumulator(args.probabilities, weight=fixed, pos_weight=pos_weight)
-    writer = PerSampleWriter(args.per_sample, source.rows, input_paths(args)) if args.per_sample else None
-    progress = Progress(source.rows, classes, sys.stderr, sys.stderr.isatty())
-    start = time.perf_counter()
-    kernel = 0.0
-    row = 0
-    maybe_probabilities = not args.probabilities
-    check = row_check(args, source)
-    try:
-        for x, y, w in source.chunks(chunk_rows):
-            check(x, y, row)
-            maybe_probabilities = maybe_probabilities and could_be_probabilities(x, y)
-            tick = time.perf_counter()
-            if reader is not None:
-                w = reader.read(row, row + len(x))
-            if w is not None and x.ndim == 2 and w.ndim == 1:
-                w = w.reshape(-1, 1)
-            weight = fixed if w is None else w
-            try:
-                acc.update(x, y, weight)
-                if writer is not None:
-                    writer.write(_per_sample(args.probabilities, x, y, weight, pos_weight))
-            except (ValueError, TypeError) as exc:
-                raise InputError(f"rows {row:,} to {row + len(x) - 1:,}: {exc}") from None
-            kernel += time.perf_counter() - tick
-            row += len(x)
-            progress.update(len(x))
-        if not row:
-            raise InputError(f"{source.description}: no rows to score")
-        seconds = time.perf_counter() - start
-        if writer is not None:
-            writer.commit()
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
-    finally:
-        progress.close()
-        if reader is not None:
-            reader.close()
-    summary = _summary(args, source, acc.count, acc.total, acc.per_class_sum, seconds, row)
-    summary["scoring_seconds"] = kernel
-    summary["warnings"] = probabilities_warning(maybe_probabilities, row)
-    return summary
-
-
-def _summary(
-    args: argparse.Namespace,
-    source: Source,
-    count: int,
-    total: float,
-    per_class_sum: NDArray[np.float64],
-    seconds: float,
-    rows: int,
-) -> Dict[str, Any]:
-    classes = len(source.class_names)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_class_mean = per_class_sum / rows if rows else np.full(classes, math.nan)
-    return {
-        "inputs": source.description,
-        "probabilities": bool(args.probabilities),
-        "rows": rows,
-        "classes": classes,
-        "class_names": source.class_names,
-        "count": count,
-        "sum": total,
-        "mean": total / count if count else math.nan,
-        "per_class_mean": [float(v) for v in np.broadcast_to(per_class_mean, (classes,))],
-        "seconds": seconds,
-        "elements_per_second": count / seconds if seconds > 0 else math.inf,
-        "threads": get_num_threads(),
-        "per_sample": args.per_sample,
-    }
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def print_summary(summary: Dict[str, Any], stream: IO[str]) -> None:
-    kind = "probabilities" if summary["probabilities"] else "logits"
-    stream.write(f"fastbce score: {summary['inputs']} ({kind})\n")
-    stream.write(f"  elements   {summary['count']:,} ({summary['rows']:,} rows x {summary['classes']} classes)\n")
-    stream.write(f"  mean loss  {summary['mean']:.8g}\n")
-    stream.write(f"  sum        {summary['sum']:.10g}\n")
-    if summary["classes"] > 1:
-        width = max(len(n) for n in summary["class_names"])
-        stream.write(f"  per class (mean loss per row):\n    {'class':<{width}}  mean\n")
-        for name, value in zip(summary["class_names"], summary["per_class_mean"], strict=True):
-            stream.write(f"    {name:<{width}}  {value:.6g}\n")
-    rate = summary["elements_per_second"]
-    stream.write(
-        f"  time       {summary['seconds']:.3f} s, {rate / 1e6:.1f} M elements/s on {summary['threads']} threads\n"
+def options_of(args: argparse.Namespace) -> ScoreOptions:
+    """The typed options of `fastbce score`'s parsed command line."""
+    return ScoreOptions(
+        inputs=tuple(args.inputs),
+        demo=args.demo,
+        demo_rows=args.demo_rows,
+        probabilities=args.probabilities,
+        allow_out_of_range_labels=args.allow_out_of_range_labels,
+        logits=args.logits,
+        labels=args.labels,
+        weight=args.weight,
+        pos_weight=args.pos_weight,
+        per_sample=args.per_sample,
+        threads=args.threads,
+        chunk_rows=args.chunk_rows,
+        json=args.json,
+        dask=args.dask,
+        dask_timeout=args.dask_timeout,
     )
-    if summary.get("scoring_seconds"):
-        scoring = summary["count"] / summary["scoring_seconds"]
+
+
+def print_summary(summary: Summary, stream: IO[str]) -> None:
+    kind = "probabilities" if summary.probabilities else "logits"
+    stream.write(f"fastbce score: {summary.inputs} ({kind})\n")
+    stream.write(f"  elements   {summary.count:,} ({summary.rows:,} rows x {summary.classes} classes)\n")
+    stream.write(f"  mean loss  {summary.mean:.8g}\n")
+    stream.write(f"  sum        {summary.sum:.10g}\n")
+    if summary.classes > 1:
+        width = max(len(n) for n in summary.class_names)
+        stream.write(f"  per class (mean loss per row):\n    {'class':<{width}}  mean\n")
+        for name, value in zip(summary.class_names, summary.per_class_mean, strict=True):
+            stream.write(f"    {name:<{width}}  {value:.6g}\n")
+    rate = summary.elements_per_second
+    stream.write(f"  time       {summary.seconds:.3f} s, {rate / 1e6:.1f} M elements/s on {summary.threads} threads\n")
+    if summary.scoring_seconds:
+        scoring = summary.count / summary.scoring_seconds
         stream.write(
-            f"             of which scoring {summary['scoring_seconds']:.3f} s ({scoring / 1e6:.0f} M elements/s)\n"
+            f"             of which scoring {summary.scoring_seconds:.3f} s ({scoring / 1e6:.0f} M elements/s)\n"
         )
-    if summary["per_sample"]:
-        stream.write(f"  per-sample losses written to {summary['per_sample']}\n")
+    if summary.per_sample:
+        stream.write(f"  per-sample losses written to {summary.per_sample}\n")
 
 
-def cmd_score(args: argparse.Namespace) -> int:
+def score(args: ScoreOptions) -> Summary:
+    """Runs `fastbce score` with the options `args`."""
     if args.threads is not None:
         if args.threads < 1:
             raise InputError(f"--threads must be at least 1, got {args.threads}")
@@ -410,20 +80,26 @@ def cmd_score(args: argparse.Namespace) -> int:
         raise InputError(f"--dask-timeout must be more than 0 seconds, got {args.dask_timeout:g}")
     source = open_source(args)
     try:
-        if args.dask:
-            try:
-                from .dask import score_source
-            except ImportError:
-                raise InputError("--dask needs Dask: pip install 'fastbce[dask]'") from None
-            summary = score_source(args, source, _weights(args, source), _summary)
-        else:
-            summary = score_local(args, source)
+        if not args.dask:
+            return score_local(args, source)
+        try:
+            from ._cluster import score_cluster
+        except ImportError:
+            raise InputError("--dask needs Dask: pip install 'fastbce[dask]'") from None
+        return score_cluster(args, source, weights_of(args, source))
     finally:
         source.close()
-    for warning in summary["warnings"]:
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    options = options_of(args)
+    summary = score(options)
+    for warning in summary.warnings:
         print(f"fastbce score: warning: {warning}", file=sys.stderr)
-    if args.json:
-        json.dump({k: _json_safe(v) for k, v in summary.items()}, sys.stdout, indent=1)
+    if options.json:
+        import json
+
+        json.dump(summary.to_dict(), sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
         print_summary(summary, sys.stdout)
@@ -491,7 +167,7 @@ class Terminated(BaseException):
     """SIGTERM arrived: stop as on Ctrl-C."""
 
 
-def _terminate(signum: int, frame: Any) -> None:
+def _terminate(signum: int, frame: Optional[FrameType]) -> None:
     raise Terminated
 
 

@@ -162,6 +162,18 @@ impl<'a> ArrayRef<'a> {
         })
     }
 
+    /// This array, which has the shape of `shape`'s kept axes (where
+    /// `reduced` is false) or broadcasts to it, spread over `shape` with
+    /// zero strides on the reduced axes (a `grad_output` per kept index).
+    pub fn spread_over(self, shape: &[usize], reduced: &[bool]) -> Option<Self> {
+        let kept: Small<usize> = shape.iter().zip(reduced).filter(|(_, r)| !**r).map(|(n, _)| *n).collect();
+        let kept_view = self.broadcast_to(&kept)?;
+        let mut strides = kept_view.strides.iter();
+        let strides: Small<isize> =
+            reduced.iter().map(|r| if *r { 0 } else { *strides.next().unwrap_or(&0) }).collect();
+        Some(ArrayRef { shape: Small::from_slice(shape), strides, ..kept_view })
+    }
+
     pub fn dtype(&self) -> DType {
         self.dtype
     }

@@ -94,6 +94,13 @@ impl ExactSum {
         }
     }
 
+    /// Adds another exact sum, exactly (the result is rounded only when read).
+    pub fn add_sum(&mut self, other: &ExactSum) {
+        for v in other.expansion() {
+            self.add(v);
+        }
+    }
+
     /// Values whose exact sum is the sum (non-overlapping, so few), for
     /// combining sums without rounding: the exactly rounded sum of several
     /// expansions put together is that of all their values. A non-finite

@@ -1,0 +1,485 @@
+//! What a call of the functional API means, defined once: the one native
+//! entry point behind every public loss function, the lazy Dask functions'
+//! checks and `LossAccumulator` (docs/design.md). It owns the reduction,
+//! the result dtype, `out=`, broadcasting, mean scaling, the empty mean,
+//! `axis=`, new outputs (from the output cache) and running sums, and it
+//! declines, with a typed reason, only what Python must do first: convert
+//! an argument that is not a NumPy array of native byte order, or compute
+//! apart when an output overlaps an input in part.
+
+use super::arrays::{
+    array_of, dtype_of, empty_like, float_scalar, is_masked, is_writeable, uses_output_cache, view, view_mut,
+};
+use super::messages;
+use crate::kernels::{self, ArrayRef, AxisSums, ExactSum, KernelError, Loss, LossRequest};
+use numpy::{PyArray1, PyArrayDescr, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+use pyo3::types::{IntoPyDict, PyFloat, PyInt, PyString, PyTuple};
+
+/// Calls smaller than this keep the GIL: releasing it costs more than the work.
+const DETACH_MIN_LEN: usize = 4096;
+
+/// Why a call was declined: what Python does before calling again.
+#[pyclass(frozen, eq, eq_int, module = "fastbce._core")]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Decline {
+    /// Convert `argument` to a NumPy array of native byte order.
+    Convert,
+    /// An output overlaps an input in part: compute into new arrays, then copy.
+    Overlap,
+}
+
+/// A declined call: the reason, and the argument it concerns.
+#[pyclass(frozen, get_all, module = "fastbce._core")]
+pub struct Declined {
+    reason: Decline,
+    argument: String,
+}
+
+/// How a call stops short of a result.
+enum Refusal {
+    Decline(Decline, &'static str),
+    Error(PyErr),
+}
+
+impl From<PyErr> for Refusal {
+    fn from(e: PyErr) -> Self {
+        Refusal::Error(e)
+    }
+}
+
+impl From<KernelError> for Refusal {
+    fn from(e: KernelError) -> Self {
+        match e {
+            KernelError::Overlap(_) => Refusal::Decline(Decline::Overlap, "out"),
+            e => Refusal::Error(e.into()),
+        }
+    }
+}
+
+type Checked<T> = Result<T, Refusal>;
+
+/// A result, or the `Declined` object Python acts on.
+fn answer<'py>(py: Python<'py>, result: Checked<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(Refusal::Error(e)) => Err(e),
+        Err(Refusal::Decline(reason, argument)) => {
+            Ok(Bound::new(py, Declined { reason, argument: argument.to_string() })?.into_any())
+        }
+    }
+}
+
+/// The loss summed so far, kept exact, and optionally per index of the
+/// kept axes (float64, continued by each call's chunk sums: see
+/// `kernels::AxisSums`). `LossAccumulator` and the Dask partial sums hold one.
+#[pyclass(module = "fastbce._core")]
+pub struct RunningSums {
+    total: ExactSum,
+    sums: Option<Vec<f64>>,
+}
+
+#[pymethods]
+impl RunningSums {
+    /// Running sums; with `size`, also that many sums per kept index.
+    #[new]
+    #[pyo3(signature = (size=None))]
+    fn new(size: Option<usize>) -> Self {
+        RunningSums { total: ExactSum::new(), sums: size.map(|n| vec![0.0; n]) }
+    }
+
+    /// The total, rounded once to the nearest float64.
+    #[getter]
+    fn total(&self) -> f64 {
+        self.total.value()
+    }
+
+    /// A copy of the per-index sums (None without them).
+    #[getter]
+    fn sums<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyArray1<f64>>> {
+        self.sums.as_deref().map(|s| PyArray1::from_slice(py, s))
+    }
+}
+
+/// The parsed `reduction`.
+#[derive(Clone, Copy)]
+struct Reduction {
+    name: &'static str,
+    mean: bool,
+    none: bool,
+}
+
+fn parse_reduction(reduction: &Bound<'_, PyAny>) -> PyResult<Reduction> {
+    let name = match reduction.cast::<PyString>().map(|r| r.to_str()) {
+        Ok(Ok("mean")) => "mean",
+        Ok(Ok("sum")) => "sum",
+        Ok(Ok("none")) => "none",
+        _ => return Err(messages::bad_reduction(reduction)),
+    };
+    Ok(Reduction { name, mean: name == "mean", none: name == "none" })
+}
+
+/// `reduction` if it is 'mean', 'sum' or 'none' (the loss modules check it
+/// when built).
+#[pyfunction]
+pub(super) fn check_reduction(reduction: &Bound<'_, PyAny>) -> PyResult<&'static str> {
+    parse_reduction(reduction).map(|r| r.name)
+}
+
+/// `arg` as a NumPy array the kernels read in place (a supported dtype in
+/// native byte order), or the reason not to.
+fn operand<'a, 'py>(arg: &'a Bound<'py, PyAny>, name: &'static str) -> Checked<&'a Bound<'py, PyUntypedArray>> {
+    let Ok(arr) = arg.cast::<PyUntypedArray>() else { return Err(Refusal::Decline(Decline::Convert, name)) };
+    if is_masked(arg) {
+        return Err(messages::masked(name).into());
+    }
+    let descr = arr.dtype();
+    dtype_of(&descr, name)?;
+    if descr.is_native_byteorder() == Some(false) {
+        return Err(Refusal::Decline(Decline::Convert, name));
+    }
+    Ok(arr)
+}
+
+/// An optional operand broadcast to the input's `shape`.
+fn broadcast_operand<'b>(
+    arg: Option<&'b Bound<'_, PyAny>>,
+    name: &'static str,
+    shape: &[usize],
+) -> Checked<Option<ArrayRef<'b>>> {
+    let Some(arg) = arg.filter(|a| !a.is_none()) else { return Ok(None) };
+    let arr = operand(arg, name)?;
+    let broadcast = view(arr, name)?.broadcast_to(shape);
+    broadcast.map(Some).ok_or_else(|| messages::broadcast(name, arr.shape(), shape, "input shape").into())
+}
+
+/// `grad_output`: a Python number, a 0-d array (a scalar factor), or an
+/// array (elementwise, or per kept index with `axis`).
+enum GradOutput<'a, 'py> {
+    Scalar(f64),
+    Array(&'a Bound<'py, PyUntypedArray>),
+}
+
+fn grad_output_of<'a, 'py>(arg: Option<&'a Bound<'py, PyAny>>) -> Checked<GradOutput<'a, 'py>> {
+    let Some(arg) = arg.filter(|a| !a.is_none()) else { return Ok(GradOutput::Scalar(1.0)) };
+    if arg.is_instance_of::<PyFloat>() || arg.is_exact_instance_of::<PyInt>() {
+        return Ok(GradOutput::Scalar(arg.extract::<f64>()?));
+    }
+    let arr = operand(arg, "grad_output")?;
+    if arr.ndim() == 0 {
+        return Ok(GradOutput::Scalar(arr.call_method0("item")?.extract::<f64>()?));
+    }
+    Ok(GradOutput::Array(arr))
+}
+
+/// Per input axis, whether `axis` reduces it; None when it reduces all
+/// of an input of at least one dimension (the plain reduction).
+fn reduced_axes(axis: &Bound<'_, PyAny>, ndim: usize) -> PyResult<Option<Vec<bool>>> {
+    let items: Vec<Bound<'_, PyAny>> = match axis.cast::<PyTuple>() {
+        Ok(t) => t.iter().collect(),
+        Err(_) => vec![axis.clone()],
+    };
+    let mut reduced = vec![false; ndim];
+    for item in &items {
+        let a = match item.extract::<isize>() {
+            Ok(a) => a,
+            Err(_) if item.is_instance_of::<PyInt>() => return Err(messages::axis_out_of_bounds(item, ndim)),
+            Err(_) => return Err(messages::bad_axis(axis)),
+        };
+        let d = if a < 0 { a + ndim as isize } else { a };
+        if !(0..ndim as isize).contains(&d) {
+            return Err(messages::axis_out_of_bounds(item, ndim));
+        }
+        if std::mem::replace(&mut reduced[d as usize], true) {
+            return Err(messages::axis_repeated(axis));
+        }
+    }
+    Ok((ndim == 0 || reduced.contains(&false)).then_some(reduced))
+}
+
+/// `out` if it is a writeable array of `shape` and dtype `dtype`.
+fn check_out<'a, 'py>(
+    out: &'a Bound<'py, PyAny>,
+    shape: &[usize],
+    dtype: &Bound<'py, PyArrayDescr>,
+    what: &str,
+) -> PyResult<&'a Bound<'py, PyUntypedArray>> {
+    let Ok(arr) = out.cast::<PyUntypedArray>() else { return Err(messages::out_not_array(out)) };
+    if is_masked(out) {
+        return Err(messages::masked("out"));
+    }
+    if arr.shape() != shape {
+        return Err(messages::out_shape(arr.shape(), what, shape));
+    }
+    if !arr.dtype().is_equiv_to(dtype) {
+        return Err(messages::out_dtype(&arr.dtype(), what, dtype));
+    }
+    if !is_writeable(arr) {
+        return Err(messages::out_read_only());
+    }
+    Ok(arr)
+}
+
+/// The loss and gradient dtype: the input's float type, else float64.
+fn result_dtype<'py>(input: &Bound<'py, PyUntypedArray>) -> Bound<'py, PyArrayDescr> {
+    let descr = input.dtype();
+    if descr.kind() == b'f' { descr } else { numpy::dtype::<f64>(input.py()) }
+}
+
+/// Runs the kernels, without the GIL for large calls.
+fn run_kernel(py: Python<'_>, req: &mut LossRequest<'_>, len: usize) -> Checked<ExactSum> {
+    let total = if len >= DETACH_MIN_LEN { py.detach(|| kernels::loss_exact(req)) } else { kernels::loss_exact(req) };
+    Ok(total?)
+}
+
+/// The arguments of one call, checked.
+struct Call<'a, 'py> {
+    input: &'a Bound<'py, PyUntypedArray>,
+    request: LossRequest<'a>,
+    reduction: Reduction,
+    value: bool,
+    grad: bool,
+    /// The factor of every gradient element (before mean scaling).
+    scale: f64,
+    result: Bound<'py, PyArrayDescr>,
+}
+
+/// One call of the functional API: returns `(loss, grad)` (None for what
+/// was not asked; a reduced loss is a NumPy scalar of the result dtype, or
+/// with `axis` an array), or a `Declined`. With `into` (a `RunningSums`,
+/// `reduction="sum"`, the loss only), the sums are added there instead and
+/// None is returned. With `check_only`, returns `(result dtype, reduced
+/// axes or None)` after checking the arguments, and runs nothing.
+#[pyfunction]
+#[pyo3(signature = (
+    input, target, *, probabilities, reduction, value, grad, weight=None, pos_weight=None, grad_output=None,
+    out=None, axis=None, into=None, check_only=false,
+))]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn evaluate<'py>(
+    input: &Bound<'py, PyAny>,
+    target: &Bound<'py, PyAny>,
+    probabilities: bool,
+    reduction: &Bound<'py, PyAny>,
+    value: bool,
+    grad: bool,
+    weight: Option<&Bound<'py, PyAny>>,
+    pos_weight: Option<&Bound<'py, PyAny>>,
+    grad_output: Option<&Bound<'py, PyAny>>,
+    out: Option<&Bound<'py, PyAny>>,
+    axis: Option<&Bound<'py, PyAny>>,
+    into: Option<&Bound<'py, RunningSums>>,
+    check_only: bool,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = input.py();
+    let loss = if probabilities { Loss::Probabilities } else { Loss::Logits };
+    let result = (|| {
+        let reduction = parse_reduction(reduction)?;
+        let x = operand(input, "input")?;
+        let y = operand(target, "target")?;
+        if y.shape() != x.shape() {
+            return Err(messages::target_shape(y.shape(), x.shape()).into());
+        }
+        let reduced = match axis.filter(|a| !a.is_none()) {
+            Some(_) if reduction.none => return Err(messages::axis_needs_reduction().into()),
+            Some(a) => reduced_axes(a, x.ndim())?,
+            None => None,
+        };
+        let shape = x.shape();
+        let mut request = LossRequest::new(loss, view(x, "input")?, view(y, "target")?);
+        request.weight = broadcast_operand(weight, "weight", shape)?;
+        if !probabilities {
+            request.pos_weight = broadcast_operand(pos_weight, "pos_weight", shape)?;
+        }
+        let mut call = Call { input: x, request, reduction, value, grad, scale: 1.0, result: result_dtype(x) };
+        if grad {
+            call.set_grad_output(grad_output_of(grad_output)?, reduced.as_deref())?;
+        }
+        let out = out.filter(|o| !o.is_none());
+        match (check_only, into, reduced) {
+            (true, _, reduced) => Ok((call.result, reduced).into_pyobject(py)?.into_any()),
+            (_, Some(into), reduced) => call.add_into(into, reduced.as_deref(), out),
+            (_, None, Some(reduced)) => call.run_axis(&reduced, out),
+            (_, None, None) => call.run_full(out),
+        }
+    })();
+    answer(py, result)
+}
+
+impl<'a, 'py> Call<'a, 'py> {
+    fn shape(&self) -> &'a [usize] {
+        self.input.shape()
+    }
+
+    fn set_grad_output(&mut self, go: GradOutput<'a, 'py>, reduced: Option<&[bool]>) -> Checked<()> {
+        let shape = self.shape();
+        let arr = match go {
+            GradOutput::Scalar(v) => {
+                self.scale = v;
+                return Ok(());
+            }
+            GradOutput::Array(arr) => arr,
+        };
+        let g = view(arr, "grad_output")?;
+        self.request.grad_output = Some(match (self.reduction.none, reduced) {
+            (true, _) => g
+                .broadcast_to(shape)
+                .ok_or_else(|| messages::broadcast("grad_output", arr.shape(), shape, "input shape"))?,
+            (false, Some(reduced)) => g.spread_over(shape, reduced).ok_or_else(|| {
+                let kept: Vec<usize> = shape.iter().zip(reduced).filter(|(_, r)| !**r).map(|(n, _)| *n).collect();
+                messages::broadcast("grad_output", arr.shape(), &kept, "reduced shape")
+            })?,
+            (false, None) => return Err(messages::grad_output_not_scalar(self.reduction.name, arr.shape()).into()),
+        });
+        Ok(())
+    }
+
+    /// A new output like the input, of the result dtype.
+    fn new_output(&self) -> PyResult<Bound<'py, PyUntypedArray>> {
+        empty_like(self.input, &self.result)
+    }
+
+    /// Whether outputs allocated now are fresh pages (see
+    /// `LossRequest::fresh_outputs`): a block recycled by the output cache
+    /// is mapped already, and written as into `out`.
+    fn fresh(&self) -> bool {
+        !uses_output_cache(self.input.len(), &self.result)
+    }
+
+    /// The plain reduction (or none).
+    fn run_full(self, out: Option<&Bound<'py, PyAny>>) -> Checked<Bound<'py, PyAny>> {
+        let py = self.input.py();
+        let (total, elementwise) = (self.value && !self.reduction.none, self.value && self.reduction.none);
+        if out.is_some() && self.value && !self.grad && !elementwise {
+            return Err(messages::out_needs_elementwise(self.reduction.name).into());
+        }
+        let what = if self.grad { "gradient" } else { "loss" };
+        let out = out.map(|o| check_out(o, self.shape(), &self.result, what)).transpose()?;
+        let grad_out = self.grad.then(|| out.map_or_else(|| self.new_output(), |o| Ok(o.clone()))).transpose()?;
+        let loss_out = elementwise
+            .then(|| match out {
+                Some(o) if !self.grad => Ok(o.clone()),
+                _ => self.new_output(),
+            })
+            .transpose()?;
+        let n = self.input.len();
+        let fresh = (out.is_none() || (self.grad && elementwise)) && self.fresh();
+        let mut request: LossRequest<'_> = self.request;
+        request.sum = total;
+        request.grad_scale = if self.reduction.mean && n > 0 { self.scale / n as f64 } else { self.scale };
+        request.fresh_outputs = fresh;
+        request.scratch_outputs = out.is_none();
+        request.loss_out = loss_out.as_ref().map(view_mut).transpose()?;
+        request.grad_out = grad_out.as_ref().map(view_mut).transpose()?;
+        let sum = run_kernel(py, &mut request, n)?.value();
+        drop(request);
+        let loss = match (total, self.reduction.mean, n) {
+            (false, _, _) => loss_out.map(Bound::into_any),
+            (true, false, _) => Some(float_scalar(sum, &self.result)?),
+            (true, true, 0) => Some(float_scalar(f64::NAN, &self.result)?),
+            (true, true, n) => Some(float_scalar(sum / n as f64, &self.result)?),
+        };
+        Ok(PyTuple::new(py, [loss, grad_out.map(Bound::into_any)])?.into_any())
+    }
+
+    /// A mean or sum over some axes: one pass, summed in float64 per kept
+    /// index inside the kernel.
+    fn run_axis(self, reduced: &[bool], out: Option<&Bound<'py, PyAny>>) -> Checked<Bound<'py, PyAny>> {
+        let py = self.input.py();
+        let shape = self.shape();
+        let kept: Vec<usize> = shape.iter().zip(reduced).filter(|(_, r)| !**r).map(|(n, _)| *n).collect();
+        let count: usize = shape.iter().zip(reduced).filter(|(_, r)| **r).map(|(n, _)| *n).product();
+        let grad_out = match (self.grad, out) {
+            (false, _) => None,
+            (true, Some(o)) => Some(check_out(o, shape, &self.result, "gradient")?.clone()),
+            (true, None) => Some(self.new_output()?),
+        };
+        let loss_into = match out {
+            Some(o) if self.value && !self.grad => Some(check_out(o, &kept, &self.result, "loss")?),
+            _ => None,
+        };
+        let mut sums = vec![0.0; if self.value { kept.iter().product() } else { 0 }];
+        let fresh = out.is_none() && self.fresh();
+        let mut request: LossRequest<'_> = self.request;
+        request.sum = false;
+        request.grad_scale = if self.reduction.mean && count > 0 { self.scale / count as f64 } else { self.scale };
+        request.fresh_outputs = fresh;
+        request.scratch_outputs = out.is_none();
+        request.grad_out = grad_out.as_ref().map(view_mut).transpose()?;
+        if self.value {
+            request.axis_sums = Some(AxisSums::new(&mut sums, shape, reduced)?);
+        }
+        run_kernel(py, &mut request, self.input.len())?;
+        drop(request);
+        if self.reduction.mean {
+            sums.iter_mut().for_each(|s| *s /= count as f64);
+        }
+        let loss = match (self.value, loss_into) {
+            (false, _) => None,
+            (true, Some(into)) => {
+                let values = array_of(&sums, &kept, &numpy::dtype::<f64>(py))?;
+                let copyto = py.import("numpy")?.getattr("copyto")?;
+                let kwargs = [("casting", "unsafe")].into_py_dict(py)?;
+                copyto.call((into, values), Some(&kwargs))?;
+                Some(into.clone().into_any())
+            }
+            (true, None) => Some(array_of(&sums, &kept, &self.result)?.into_any()),
+        };
+        Ok(PyTuple::new(py, [loss, grad_out.map(Bound::into_any)])?.into_any())
+    }
+
+    /// Adds the loss's sums to running ones (no output).
+    fn add_into(
+        self,
+        into: &Bound<'py, RunningSums>,
+        reduced: Option<&[bool]>,
+        out: Option<&Bound<'py, PyAny>>,
+    ) -> Checked<Bound<'py, PyAny>> {
+        let py = self.input.py();
+        if self.grad || !self.value || out.is_some() || self.reduction.name != "sum" {
+            return Err(messages::running_sums_call().into());
+        }
+        let shape = self.shape();
+        let kept = reduced.map(|r| shape.iter().zip(r).filter(|(_, r)| !**r).map(|(n, _)| *n).product::<usize>());
+        let mut running = into.try_borrow_mut().map_err(PyErr::from)?;
+        let running = &mut *running;
+        if running.sums.as_ref().map(Vec::len) != kept {
+            return Err(messages::running_sums(running.sums.as_ref().map(Vec::len), kept).into());
+        }
+        let mut request: LossRequest<'_> = self.request;
+        request.sum = true;
+        if let (Some(sums), Some(reduced)) = (running.sums.as_mut(), reduced) {
+            request.axis_sums = Some(AxisSums::new(sums, shape, reduced)?);
+        }
+        let total = run_kernel(py, &mut request, self.input.len())?;
+        drop(request);
+        running.total.add_sum(&total);
+        Ok(py.None().into_bound(py))
+    }
+}
+
+/// The logistic sigmoid of `x` into `out` (or a new array); a `Declined`
+/// as for `evaluate`.
+#[pyfunction]
+#[pyo3(signature = (x, *, out=None))]
+pub(super) fn sigmoid<'py>(x: &Bound<'py, PyAny>, out: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+    let py = x.py();
+    let result = (|| {
+        let arr = operand(x, "x")?;
+        let dtype = result_dtype(arr);
+        let given = out.filter(|o| !o.is_none());
+        let out = match given {
+            Some(o) => check_out(o, arr.shape(), &dtype, "result")?.clone(),
+            None => empty_like(arr, &dtype)?,
+        };
+        let fresh = given.is_none() && !uses_output_cache(arr.len(), &dtype);
+        let (input, output) = (view(arr, "x")?, view_mut(&out)?);
+        if arr.len() >= DETACH_MIN_LEN {
+            py.detach(|| kernels::sigmoid(&input, &output, fresh))
+        } else {
+            kernels::sigmoid(&input, &output, fresh)
+        }?;
+        Ok(out.into_any())
+    })();
+    answer(py, result)
+}
