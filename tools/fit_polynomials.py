@@ -68,14 +68,14 @@ def fit_log1p_unit(degree, dtype, points=800, iterations=20):
         lawson = [mp.mpf(1)] * points
         for _ in range(iterations):
             normal, rhs = mp.matrix(m, m), mp.matrix(m, 1)
-            for row, t, w in zip(basis, target, lawson):
+            for row, t, w in zip(basis, target, lawson, strict=True):
                 for a in range(m):
                     rhs[a] += row[a] * w * t
                     for b in range(m):
                         normal[a, b] += row[a] * w * row[b]
             sol = mp.lu_solve(normal, rhs)
-            errors = [abs(sum(r * s for r, s in zip(row, sol)) - t) for row, t in zip(basis, target)]
-            lawson = [w * e for w, e in zip(lawson, errors)]
+            errors = [abs(sum(r * s for r, s in zip(row, sol, strict=True)) - t) for row, t in zip(basis, target, strict=True)]
+            lawson = [w * e for w, e in zip(lawson, errors, strict=True)]
             total = sum(lawson)
             lawson = [w / total for w in lawson]
         return sol
