@@ -74,7 +74,9 @@ def fit_log1p_unit(degree, dtype, points=800, iterations=20):
                     for b in range(m):
                         normal[a, b] += row[a] * w * row[b]
             sol = mp.lu_solve(normal, rhs)
-            errors = [abs(sum(r * s for r, s in zip(row, sol, strict=True)) - t) for row, t in zip(basis, target, strict=True)]
+            errors = [
+                abs(sum(r * s for r, s in zip(row, sol, strict=True)) - t) for row, t in zip(basis, target, strict=True)
+            ]
             lawson = [w * e for w, e in zip(lawson, errors, strict=True)]
             total = sum(lawson)
             lawson = [w / total for w in lawson]
