@@ -7,7 +7,7 @@ that a float32 implementation is judged against the true value, not against
 any library's float32 rounding. Every case's elements (up to 400 of them) are
 checked against mpmath at 50 digits, and the script stops if any differs by
 more than 1e-13 relative (a gradient: of its larger term). The notes record where PyTorch's float64 autograd
-differs (measured when the data were first made, with PyTorch 2.9): it
+differs (measured when the data were first made): it
 cancels for very negative logits with target 0, and in the gradient for
 very positive logits with target 1, and gives NaN for infinite logits whose
 limit exists (docs/design.md, "What differs from PyTorch").
