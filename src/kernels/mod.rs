@@ -16,6 +16,7 @@ mod pool;
 mod probs;
 mod reduce;
 mod simd;
+mod walk;
 
 /// Per-axis or per-operand values, built and moved several times per call:
 /// small enough that copying them costs little against a 100-element call,

@@ -33,19 +33,23 @@ pub(super) fn dtype_of(descr: &Bound<'_, PyArrayDescr>, name: &str) -> PyResult<
 /// Describes a NumPy array of native byte order to the kernels, without
 /// copying it.
 pub(super) fn view<'b>(arr: &'b Bound<'_, PyUntypedArray>, name: &str) -> PyResult<ArrayRef<'b>> {
-    let dtype = dtype_of(&arr.dtype(), name)?;
+    Ok(view_as(arr, dtype_of(&arr.dtype(), name)?))
+}
+
+/// [`view`], for an array whose element type is known to be `dtype`.
+pub(super) fn view_as<'b>(arr: &'b Bound<'_, PyUntypedArray>, dtype: DType) -> ArrayRef<'b> {
     // SAFETY: NumPy guarantees that `data`, `shape` and `strides` describe
-    // valid elements of `dtype` (checked above; the callers hand over
-    // native byte order only), and holding `arr` for 'b keeps the array,
+    // valid elements of `dtype` (`dtype_of` of the array's dtype; the
+    // callers hand over native byte order only), and holding `arr` for 'b keeps the array,
     // and so its buffer, alive. The kernels only read through raw
     // pointers; an output that is this very array is admitted by the
     // kernels' overlap check, any other overlap is refused. Other Python
     // threads writing the array during the call race with us exactly as
     // they would with a NumPy ufunc, which also releases the GIL.
-    Ok(unsafe {
+    unsafe {
         let data = (*_PyArray_GET_ITEM_DATA(arr.as_array_ptr())).data as *const u8;
         ArrayRef::from_raw(data, dtype, arr.shape(), arr.strides())
-    })
+    }
 }
 
 /// Whether NumPy lets `arr` be written.

@@ -8,10 +8,10 @@
 //! apart when an output overlaps an input in part.
 
 use super::arrays::{
-    array_of, dtype_of, empty_like, float_scalar, is_masked, is_writeable, uses_output_cache, view, view_mut,
+    array_of, dtype_of, empty_like, float_scalar, is_masked, is_writeable, uses_output_cache, view, view_as, view_mut,
 };
 use super::messages;
-use crate::kernels::{self, ArrayRef, AxisSums, ExactSum, KernelError, Loss, LossRequest};
+use crate::kernels::{self, ArrayRef, AxisSums, DType, ExactSum, KernelError, Loss, LossRequest, computes_in_f32};
 use numpy::{PyArray1, PyArrayDescr, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{IntoPyDict, PyFloat, PyInt, PyString, PyTuple};
@@ -127,18 +127,21 @@ pub(super) fn check_reduction(reduction: &Bound<'_, PyAny>) -> PyResult<&'static
 }
 
 /// `arg` as a NumPy array the kernels read in place (a supported dtype in
-/// native byte order), or the reason not to.
-fn operand<'a, 'py>(arg: &'a Bound<'py, PyAny>, name: &'static str) -> Checked<&'a Bound<'py, PyUntypedArray>> {
+/// native byte order) and its view, or the reason not to.
+fn operand<'a, 'py>(
+    arg: &'a Bound<'py, PyAny>,
+    name: &'static str,
+) -> Checked<(&'a Bound<'py, PyUntypedArray>, ArrayRef<'a>)> {
     let Ok(arr) = arg.cast::<PyUntypedArray>() else { return Err(Refusal::Decline(Decline::Convert, name)) };
     if is_masked(arg) {
         return Err(messages::masked(name).into());
     }
     let descr = arr.dtype();
-    dtype_of(&descr, name)?;
+    let dtype = dtype_of(&descr, name)?;
     if descr.is_native_byteorder() == Some(false) {
         return Err(Refusal::Decline(Decline::Convert, name));
     }
-    Ok(arr)
+    Ok((arr, view_as(arr, dtype)))
 }
 
 /// An optional operand broadcast to the input's `shape`.
@@ -148,8 +151,8 @@ fn broadcast_operand<'b>(
     shape: &[usize],
 ) -> Checked<Option<ArrayRef<'b>>> {
     let Some(arg) = arg.filter(|a| !a.is_none()) else { return Ok(None) };
-    let arr = operand(arg, name)?;
-    let broadcast = view(arr, name)?.broadcast_to(shape);
+    let (arr, view) = operand(arg, name)?;
+    let broadcast = view.broadcast_to(shape);
     broadcast.map(Some).ok_or_else(|| messages::broadcast(name, arr.shape(), shape, "input shape").into())
 }
 
@@ -165,7 +168,7 @@ fn grad_output_of<'a, 'py>(arg: Option<&'a Bound<'py, PyAny>>) -> Checked<GradOu
     if arg.is_instance_of::<PyFloat>() || arg.is_exact_instance_of::<PyInt>() {
         return Ok(GradOutput::Scalar(arg.extract::<f64>()?));
     }
-    let arr = operand(arg, "grad_output")?;
+    let (arr, _) = operand(arg, "grad_output")?;
     if arr.ndim() == 0 {
         return Ok(GradOutput::Scalar(arr.call_method0("item")?.extract::<f64>()?));
     }
@@ -275,8 +278,8 @@ pub(super) fn evaluate<'py>(
     let loss = if probabilities { Loss::Probabilities } else { Loss::Logits };
     let result = (|| {
         let reduction = parse_reduction(reduction)?;
-        let x = operand(input, "input")?;
-        let y = operand(target, "target")?;
+        let (x, x_view) = operand(input, "input")?;
+        let (y, y_view) = operand(target, "target")?;
         if y.shape() != x.shape() {
             return Err(messages::target_shape(y.shape(), x.shape()).into());
         }
@@ -286,12 +289,12 @@ pub(super) fn evaluate<'py>(
             None => None,
         };
         let shape = x.shape();
-        let mut request = LossRequest::new(loss, view(x, "input")?, view(y, "target")?);
+        let mut call = Call::new(x, LossRequest::new(loss, x_view, y_view), reduction, value, grad);
+        let request = &mut call.request;
         request.weight = broadcast_operand(weight, "weight", shape)?;
         if !probabilities {
             request.pos_weight = broadcast_operand(pos_weight, "pos_weight", shape)?;
         }
-        let mut call = Call { input: x, request, reduction, value, grad, scale: 1.0, result: result_dtype(x) };
         if grad {
             call.set_grad_output(grad_output_of(grad_output)?, reduced.as_deref())?;
         }
@@ -307,6 +310,21 @@ pub(super) fn evaluate<'py>(
 }
 
 impl<'a, 'py> Call<'a, 'py> {
+    fn new(
+        input: &'a Bound<'py, PyUntypedArray>,
+        request: LossRequest<'a>,
+        reduction: Reduction,
+        value: bool,
+        grad: bool,
+    ) -> Self {
+        let result = if computes_in_f32(request.input.dtype()) || request.input.dtype() == DType::F64 {
+            input.dtype()
+        } else {
+            numpy::dtype::<f64>(input.py())
+        };
+        Call { input, request, reduction, value, grad, scale: 1.0, result }
+    }
+
     fn shape(&self) -> &'a [usize] {
         self.input.shape()
     }
@@ -465,7 +483,7 @@ impl<'a, 'py> Call<'a, 'py> {
 pub(super) fn sigmoid<'py>(x: &Bound<'py, PyAny>, out: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
     let py = x.py();
     let result = (|| {
-        let arr = operand(x, "x")?;
+        let (arr, x_view) = operand(x, "x")?;
         let dtype = result_dtype(arr);
         let given = out.filter(|o| !o.is_none());
         let out = match given {
@@ -473,7 +491,7 @@ pub(super) fn sigmoid<'py>(x: &Bound<'py, PyAny>, out: Option<&Bound<'py, PyAny>
             None => empty_like(arr, &dtype)?,
         };
         let fresh = given.is_none() && !uses_output_cache(arr.len(), &dtype);
-        let (input, output) = (view(arr, "x")?, view_mut(&out)?);
+        let (input, output) = (x_view, view_mut(&out)?);
         if arr.len() >= DETACH_MIN_LEN {
             py.detach(|| kernels::sigmoid(&input, &output, fresh))
         } else {
