@@ -131,3 +131,45 @@ def test_a_short_call_reads_zeros_past_its_end_not_an_earlier_calls_data(dtype):
     p = np.full(200, 0.25, dtype)[::2]
     loss = fb.binary_cross_entropy(p, np.zeros(200, dtype)[::2])
     np.testing.assert_allclose(loss, np.log(4 / 3), rtol=RTOL[dtype])
+
+
+@st.composite
+def large_problems(draw):
+    """Problems large enough to reach the parallel path (over 2^15 float32
+    or 2^14 float64 elements), many reduction chunks, prefetching (over 16
+    MiB of contiguous float32 input) and the output cache (outputs of 8 MiB
+    or more): shapes and layouts drawn, values from a seeded generator."""
+    fn = draw(st.sampled_from([LOGITS, PROBS]))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    rows = draw(st.sampled_from([1, 3, 20, 1000]))
+    cols = draw(st.integers(20_000, 3_000_000)) // rows
+    shape = (rows, cols) if rows > 1 else (cols,)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.normal(0, 6, shape) if fn == LOGITS else rng.uniform(2.0**-10, 1 - 2.0**-10, shape)
+    x = in_layout(x.astype(dtype), draw(st.sampled_from(["c", "fortran", "strided", "reversed"])))
+    y = (rng.random(shape) < 0.3).astype(draw(st.sampled_from([dtype, np.uint8, bool])))
+    weight = rng.uniform(0, 2, shape[-1:]).astype(dtype) if draw(st.booleans()) else None
+    pos_weight = rng.uniform(0.5, 4, shape[-1:]).astype(dtype) if fn == LOGITS and draw(st.booleans()) else None
+    reduction = draw(st.sampled_from(["mean", "sum", "none"]))
+    return fn, x, y, weight, pos_weight, reduction
+
+
+@pytest.mark.slow
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(large_problems())
+def test_large_calls_match_the_reference_on_any_thread_count(problem):
+    fn, x, y, weight, pos_weight, reduction = problem
+    _, _, value_and_grad = FUNCS[fn]
+    kw = _kwargs(fn, weight, pos_weight, reduction)
+    ref_loss, ref_grad, grad_scale = reference(fn, x, y, weight, pos_weight, reduction, 1.0)
+    results = []
+    for threads in (1, 2, 3):
+        with fb.num_threads(threads):
+            results.append(value_and_grad(x, y, **kw))
+    loss, grad = results[0]
+    rtol = RTOL[x.dtype.type]
+    assert_close(loss, ref_loss, rtol, what="loss")
+    assert_close(grad, ref_grad, rtol, scale=grad_scale, what="grad")
+    for other_loss, other_grad in results[1:]:
+        assert np.asarray(other_loss).tobytes() == np.asarray(loss).tobytes()
+        assert other_grad.tobytes() == grad.tobytes()

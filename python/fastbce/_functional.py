@@ -10,7 +10,7 @@ then call again, or compute apart when `out` overlaps an input in part.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Tuple, Union
+from typing import Any, Literal, Optional, Tuple, Union, overload
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -94,10 +94,10 @@ def _run(input: Any, target: Any, request: dict[str, Any], **fixed: Any) -> Any:
             else:
                 request[argument] = as_numeric(argument, request[argument])
             continue
-        return _apart(input, target, request, fixed)
+        return _compute_apart(input, target, request, fixed)
 
 
-def _apart(input: Any, target: Any, request: dict[str, Any], fixed: dict[str, Any]) -> Any:
+def _compute_apart(input: Any, target: Any, request: dict[str, Any], fixed: dict[str, Any]) -> Any:
     """`out` shares memory with an input without being that array: compute
     into new arrays, then copy (as NumPy's ufuncs do)."""
     out = request["out"]
@@ -145,6 +145,71 @@ def sum64(
     `axis` the sums per kept index."""
     request = dict(weight=weight, pos_weight=pos_weight, axis=axis, into=into)
     _run(input, target, request, probabilities=probabilities, reduction="sum", value=True, grad=False)
+
+
+@overload
+def binary_cross_entropy_with_logits(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = ...,
+    reduction: Reduced = ...,
+    pos_weight: Optional[ArrayLike] = ...,
+    *,
+    out: Optional[NDArray[Any]] = ...,
+    axis: None = ...,
+) -> np.floating[Any]: ...
+
+
+@overload
+def binary_cross_entropy_with_logits(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike],
+    reduction: Literal["none"],
+    pos_weight: Optional[ArrayLike] = ...,
+    *,
+    out: Optional[NDArray[Any]] = ...,
+    axis: None = ...,
+) -> NDArray[np.floating[Any]]: ...
+
+
+@overload
+def binary_cross_entropy_with_logits(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = ...,
+    *,
+    reduction: Literal["none"],
+    pos_weight: Optional[ArrayLike] = ...,
+    out: Optional[NDArray[Any]] = ...,
+    axis: None = ...,
+) -> NDArray[np.floating[Any]]: ...
+
+
+@overload
+def binary_cross_entropy_with_logits(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = ...,
+    reduction: Reduced = ...,
+    pos_weight: Optional[ArrayLike] = ...,
+    *,
+    out: Optional[NDArray[Any]] = ...,
+    axis: Union[int, Tuple[int, ...]],
+) -> NDArray[np.floating[Any]]: ...
+
+
+@overload
+def binary_cross_entropy_with_logits(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = ...,
+    reduction: str = ...,
+    pos_weight: Optional[ArrayLike] = ...,
+    *,
+    out: Optional[NDArray[Any]] = ...,
+    axis: Axis = ...,
+) -> Loss: ...
 
 
 def binary_cross_entropy_with_logits(
@@ -228,6 +293,66 @@ def binary_cross_entropy_with_logits(
             False, input, target, weight, pos_weight, reduction, value=True, grad=False, out=out, axis=axis
         )
     return result[0]  # type: ignore[no-any-return]
+
+
+@overload
+def binary_cross_entropy(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = ...,
+    reduction: Reduced = ...,
+    *,
+    out: Optional[NDArray[Any]] = ...,
+    axis: None = ...,
+) -> np.floating[Any]: ...
+
+
+@overload
+def binary_cross_entropy(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike],
+    reduction: Literal["none"],
+    *,
+    out: Optional[NDArray[Any]] = ...,
+    axis: None = ...,
+) -> NDArray[np.floating[Any]]: ...
+
+
+@overload
+def binary_cross_entropy(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = ...,
+    *,
+    reduction: Literal["none"],
+    out: Optional[NDArray[Any]] = ...,
+    axis: None = ...,
+) -> NDArray[np.floating[Any]]: ...
+
+
+@overload
+def binary_cross_entropy(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = ...,
+    reduction: Reduced = ...,
+    *,
+    out: Optional[NDArray[Any]] = ...,
+    axis: Union[int, Tuple[int, ...]],
+) -> NDArray[np.floating[Any]]: ...
+
+
+@overload
+def binary_cross_entropy(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = ...,
+    reduction: str = ...,
+    *,
+    out: Optional[NDArray[Any]] = ...,
+    axis: Axis = ...,
+) -> Loss: ...
 
 
 def binary_cross_entropy(
@@ -408,6 +533,76 @@ def binary_cross_entropy_grad(
     return result[1]  # type: ignore[no-any-return]
 
 
+@overload
+def binary_cross_entropy_with_logits_value_and_grad(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = ...,
+    reduction: Reduced = ...,
+    pos_weight: Optional[ArrayLike] = ...,
+    *,
+    grad_output: ArrayLike = ...,
+    out: Optional[NDArray[Any]] = ...,
+    axis: None = ...,
+) -> Tuple[np.floating[Any], NDArray[np.floating[Any]]]: ...
+
+
+@overload
+def binary_cross_entropy_with_logits_value_and_grad(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike],
+    reduction: Literal["none"],
+    pos_weight: Optional[ArrayLike] = ...,
+    *,
+    grad_output: ArrayLike = ...,
+    out: Optional[NDArray[Any]] = ...,
+    axis: None = ...,
+) -> Tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]]: ...
+
+
+@overload
+def binary_cross_entropy_with_logits_value_and_grad(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = ...,
+    *,
+    reduction: Literal["none"],
+    pos_weight: Optional[ArrayLike] = ...,
+    grad_output: ArrayLike = ...,
+    out: Optional[NDArray[Any]] = ...,
+    axis: None = ...,
+) -> Tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]]: ...
+
+
+@overload
+def binary_cross_entropy_with_logits_value_and_grad(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = ...,
+    reduction: Reduced = ...,
+    pos_weight: Optional[ArrayLike] = ...,
+    *,
+    grad_output: ArrayLike = ...,
+    out: Optional[NDArray[Any]] = ...,
+    axis: Union[int, Tuple[int, ...]],
+) -> Tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]]: ...
+
+
+@overload
+def binary_cross_entropy_with_logits_value_and_grad(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = ...,
+    reduction: str = ...,
+    pos_weight: Optional[ArrayLike] = ...,
+    *,
+    grad_output: ArrayLike = ...,
+    out: Optional[NDArray[Any]] = ...,
+    axis: Axis = ...,
+) -> Tuple[Loss, NDArray[Any]]: ...
+
+
 def binary_cross_entropy_with_logits_value_and_grad(
     input: ArrayLike,
     target: ArrayLike,
@@ -450,6 +645,71 @@ def binary_cross_entropy_with_logits_value_and_grad(
             out=out, axis=axis,
         )  # fmt: skip
     return result  # type: ignore[no-any-return]
+
+
+@overload
+def binary_cross_entropy_value_and_grad(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = ...,
+    reduction: Reduced = ...,
+    *,
+    grad_output: ArrayLike = ...,
+    out: Optional[NDArray[Any]] = ...,
+    axis: None = ...,
+) -> Tuple[np.floating[Any], NDArray[np.floating[Any]]]: ...
+
+
+@overload
+def binary_cross_entropy_value_and_grad(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike],
+    reduction: Literal["none"],
+    *,
+    grad_output: ArrayLike = ...,
+    out: Optional[NDArray[Any]] = ...,
+    axis: None = ...,
+) -> Tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]]: ...
+
+
+@overload
+def binary_cross_entropy_value_and_grad(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = ...,
+    *,
+    reduction: Literal["none"],
+    grad_output: ArrayLike = ...,
+    out: Optional[NDArray[Any]] = ...,
+    axis: None = ...,
+) -> Tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]]: ...
+
+
+@overload
+def binary_cross_entropy_value_and_grad(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = ...,
+    reduction: Reduced = ...,
+    *,
+    grad_output: ArrayLike = ...,
+    out: Optional[NDArray[Any]] = ...,
+    axis: Union[int, Tuple[int, ...]],
+) -> Tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]]: ...
+
+
+@overload
+def binary_cross_entropy_value_and_grad(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = ...,
+    reduction: str = ...,
+    *,
+    grad_output: ArrayLike = ...,
+    out: Optional[NDArray[Any]] = ...,
+    axis: Axis = ...,
+) -> Tuple[Loss, NDArray[Any]]: ...
 
 
 def binary_cross_entropy_value_and_grad(

@@ -343,9 +343,9 @@ pub(crate) fn run_parts(parts: usize, work: &(dyn Fn(usize) -> usize + Sync)) {
     let seen = board.epoch.load(SeqCst);
     board.job.store(&job as *const Job<'_> as *mut (), SeqCst);
     board.epoch.fetch_add(1, SeqCst);
-    // Withdraws the job however this function is left (a panic included):
-    // after it, no helper reads `job`, which is then free to go.
-    let withdraw = Withdraw(board);
+    // Takes the job off the board however this function is left (a panic
+    // included): after it, no helper reads `job`, which is then free to go.
+    let posted = PostedJob(board);
     for _ in board.alive.load(SeqCst)..wanted.min(pool.threads - 1) {
         board.alive.fetch_add(1, SeqCst);
         let board = Arc::clone(board);
@@ -354,15 +354,17 @@ pub(crate) fn run_parts(parts: usize, work: &(dyn Fn(usize) -> usize + Sync)) {
         }
     }
     work(0);
-    drop(withdraw);
+    drop(posted);
     if let Some(payload) = job.panic.lock().unwrap_or_else(PoisonError::into_inner).take() {
         std::panic::resume_unwind(payload);
     }
 }
 
-struct Withdraw<'b>(&'b Board);
+/// The job posted on a board; dropping it takes the job off and waits for
+/// the helpers still reading it.
+struct PostedJob<'b>(&'b Board);
 
-impl Drop for Withdraw<'_> {
+impl Drop for PostedJob<'_> {
     fn drop(&mut self) {
         let board = self.0;
         board.job.store(std::ptr::null_mut(), SeqCst);
@@ -390,7 +392,7 @@ fn help(board: &Board, mut seen: usize) {
             // SAFETY: a non-null `job` points to the `Job` on the stack of a
             // `run_parts` call that cannot return (or unwind past it) until
             // `inside` is back to what it was before the increment above
-            // (see `Withdraw`), which happens only after the last use below.
+            // (see `PostedJob`), which happens only after the last use below.
             // `did`: how much this helper did, None if it was not needed.
             let mut did = None;
             if let Some(job) = unsafe { job.as_ref() } {
