@@ -1,4 +1,4 @@
-"""Float64 and exact (mpmath) references of the DESIGN.md formulas, for tests."""
+"""Float64 and exact (mpmath) references of the docs/design.md formulas, for tests."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def elements(
     """Loss elements, gradient elements and the gradient's term scale.
 
     The term scale is the larger magnitude of the gradient's two terms: the
-    scale DESIGN.md measures gradient errors against.
+    scale docs/design.md measures gradient errors against.
     """
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)

@@ -1,4 +1,4 @@
-"""Accuracy in ULP against mpmath (DESIGN.md: every loss element within 4
+"""Accuracy in ULP against mpmath (docs/design.md: every loss element within 4
 ULP of the exact value; every gradient element within 4 ULP of the larger of
 its two terms), on a grid that includes the tails."""
 

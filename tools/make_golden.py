@@ -56,7 +56,7 @@ def _reduce(elems, reduction):
 
 
 def reference(fn, x, y, weight, pos_weight, reduction, grad_output):
-    """Loss and d(loss)/d(input) in float64 by the formulas of DESIGN.md."""
+    """Loss and d(loss)/d(input) in float64 by the formulas of docs/design.md."""
     x = np.asarray(x, np.float64)
     y = np.asarray(y, np.float64)
     w = np.ones_like(x) if weight is None else np.broadcast_to(np.asarray(weight, np.float64), x.shape)

@@ -180,8 +180,8 @@ fn run<C: Real>(req: &mut LossRequest<'_>) -> Result<ExactSum, KernelError> {
         }
         Loss::Probabilities => {
             // Nothing the caller holds is written before every element is
-            // known good. Scratch outputs and sums are checked as they go:
-            // the first pass costs 1.2-1.7x (`bench.py --checks`).
+            // known good (a first pass over the inputs; docs/design.md,
+            // "Errors"). Scratch outputs and sums are checked as they go.
             let writes = ops.outs.iter().any(Option::is_some) || ops.axis_sums.is_some();
             if writes && !req.scratch_outputs {
                 let mut check = Operands {

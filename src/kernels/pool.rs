@@ -9,7 +9,7 @@
 //! call for a short while ([`LINGER`]) before it returns to rayon's sleep.
 //! Waking a sleeping thread costs tens of microseconds, and the system may
 //! first queue it on the caller's core, where it waits until the caller is
-//! done: measured here, a 2^18-element call often got no help at all.
+//! done, so that a call of a few hundred microseconds may get no help.
 //! Back-to-back calls (a loss per batch, a scoring loop) find their helpers
 //! awake instead, as OpenMP runtimes do with their spin-wait.
 //!

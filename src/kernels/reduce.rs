@@ -32,9 +32,8 @@ impl Lanes {
     /// The lanes combined pairwise, in a fixed tree.
     ///
     /// Not inlined: its pairwise steps, inlined beside `add`, make LLVM
-    /// split the lanes into 2-wide vectors for `add` too (measured: the sum
-    /// took 16% of a float32 mean on AVX-512; whole vectors make the loss
-    /// and pos_weight 5-25% faster at 1e6).
+    /// split the lanes into 2-wide vectors for `add` too, which slows the
+    /// whole loss down.
     #[inline(never)]
     pub fn total(&self) -> f64 {
         let mut v = self.0;
