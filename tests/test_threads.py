@@ -330,3 +330,13 @@ def test_a_broadcast_call_past_two_to_the_31_is_exact():
         assert fb.binary_cross_entropy_with_logits(x, y, reduction="sum").tobytes() == serial.tobytes()
     element = 0.75 * np.logaddexp(0, -1.5) + 0.25 * np.logaddexp(0, 1.5)
     assert abs(float(serial) / x.size - element) < 1e-6 * element
+
+
+def test_sums_too_large_to_hold_raise_memory_error():
+    # axis=() keeps every index: 2^48 float64 sums cannot be allocated, and
+    # the call says so instead of aborting the process.
+    x = np.broadcast_to(np.float32(0.5), (2**24, 2**24))
+    with pytest.raises(MemoryError, match="^could not allocate 2251799813685248 bytes$"):
+        fb.binary_cross_entropy_with_logits(x, x, reduction="sum", axis=())
+    with pytest.raises(MemoryError, match="^could not allocate 9223372036854775800 bytes$"):
+        fb._core.RunningSums(2**60 - 1)

@@ -84,8 +84,8 @@ impl RunningSums {
     /// Running sums; with `size`, also that many sums per kept index.
     #[new]
     #[pyo3(signature = (size=None))]
-    fn new(size: Option<usize>) -> Self {
-        RunningSums { total: ExactSum::new(), sums: size.map(|n| vec![0.0; n]) }
+    fn new(size: Option<usize>) -> PyResult<Self> {
+        Ok(RunningSums { total: ExactSum::new(), sums: size.map(zeros).transpose()? })
     }
 
     /// The total, rounded once to the nearest float64.
@@ -99,6 +99,14 @@ impl RunningSums {
     fn sums<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyArray1<f64>>> {
         self.sums.as_deref().map(|s| PyArray1::from_slice(py, s))
     }
+}
+
+/// `len` zeros, or MemoryError.
+fn zeros(len: usize) -> PyResult<Vec<f64>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| KernelError::OutOfMemory(len.saturating_mul(8)))?;
+    v.resize(len, 0.0);
+    Ok(v)
 }
 
 /// The parsed `reduction`.
@@ -416,7 +424,7 @@ impl<'a, 'py> Call<'a, 'py> {
             Some(o) if self.value && !self.grad => Some(check_out(o, &kept, &self.result, "loss")?),
             _ => None,
         };
-        let mut sums = vec![0.0; if self.value { kept.iter().product() } else { 0 }];
+        let mut sums = zeros(if self.value { kept.iter().product() } else { 0 })?;
         let fresh = out.is_none() && self.fresh();
         let mut request: LossRequest<'_> = self.request;
         request.sum = false;
