@@ -97,6 +97,44 @@ def test_errors_are_the_in_memory_ones(batch):
         fbd.binary_cross_entropy_with_logits(dx, dy[:10])
 
 
+def _error(fn, *args, **kwargs):
+    with pytest.raises((ValueError, TypeError)) as info:
+        fn(*args, **kwargs)
+    return type(info.value), str(info.value)
+
+
+def test_every_error_is_worded_as_the_in_memory_call_words_it(batch):
+    # The lazy functions check through the same native call (on stand-ins
+    # of the Dask arrays): the same exception and message, word for word.
+    x, y, pw, _ = batch
+    dx, dy, _, _ = _lazy(batch)
+    bad = [
+        ("binary_cross_entropy_with_logits", {"pos_weight": np.ones(5)}),
+        ("binary_cross_entropy_with_logits", {"weight": np.ones((2, 40_000, 12))}),
+        ("binary_cross_entropy_with_logits", {"reduction": "avg"}),
+        ("binary_cross_entropy_with_logits", {"reduction": None}),
+        ("binary_cross_entropy_with_logits", {"axis": 2}),
+        ("binary_cross_entropy_with_logits", {"axis": (0, -2)}),
+        ("binary_cross_entropy_with_logits", {"axis": "rows"}),
+        ("binary_cross_entropy_with_logits", {"reduction": "none", "axis": 0}),
+        ("binary_cross_entropy_with_logits", {"weight": np.ma.array(np.ones(12))}),
+        ("binary_cross_entropy_with_logits_grad", {"grad_output": np.ones(3)}),
+        ("binary_cross_entropy_with_logits_grad", {"grad_output": np.ones(5), "axis": 0}),
+        ("binary_cross_entropy_with_logits_grad", {"reduction": "none", "grad_output": np.ones(7)}),
+        ("binary_cross_entropy_grad", {"weight": np.ones(7)}),
+    ]
+    for name, kwargs in bad:
+        eager = _error(getattr(fb, name), x, y, **kwargs)
+        lazy = _error(getattr(fbd, name), dx, dy, **kwargs)
+        assert lazy == eager, (name, kwargs)
+    assert _error(fbd.binary_cross_entropy_with_logits, dx, dy[:10]) == _error(
+        fb.binary_cross_entropy_with_logits, x, y[:10]
+    )
+    assert _error(fbd.binary_cross_entropy_with_logits, dx.astype(np.complex64), dy) == _error(
+        fb.binary_cross_entropy_with_logits, x.astype(np.complex64), y
+    )
+
+
 def test_score_through_the_cluster(client, batch, tmp_path):
     x, y, pw, _ = batch
     np.save(tmp_path / "x.npy", x)

@@ -68,12 +68,12 @@ def _checked(
     return dtype, axes
 
 
-def _spread(value: Any, x: Any) -> Any:
+def _spread(name: str, value: Any, x: Any) -> Any:
     """`value` (checked to broadcast to the input `x`) as a Dask array with
     its chunks (per block a view with zero strides); None stays None."""
     if value is None:
         return None
-    arr = value if isinstance(value, da.Array) else da.asarray(eager.as_numeric("", value))
+    arr = value if isinstance(value, da.Array) else da.asarray(eager.as_numeric(name, value))
     # Chunk the axes it shares with the input as the input is chunked.
     lead = x.ndim - arr.ndim
     arr = arr.rechunk(tuple(x.chunks[lead + d] if n != 1 else (1,) for d, n in enumerate(arr.shape)))
@@ -84,7 +84,7 @@ def _operands(input: Any, target: Any, weight: Any, pos_weight: Any) -> Tuple[An
     """The (checked) operands as Dask arrays with the input's chunks."""
     x = input if isinstance(input, da.Array) else da.asarray(eager.as_numeric("input", input))
     y = target if isinstance(target, da.Array) else da.asarray(eager.as_numeric("target", target))
-    return x, y.rechunk(x.chunks), _spread(weight, x), _spread(pos_weight, x)
+    return x, y.rechunk(x.chunks), _spread("weight", weight, x), _spread("pos_weight", pos_weight, x)
 
 
 BlockFn = Callable[[NDArray[Any], NDArray[Any], Optional[NDArray[Any]], Optional[NDArray[Any]], int], NDArray[Any]]
@@ -173,7 +173,7 @@ def _grad(
         go = None
     else:
         kept = tuple(n for d, n in enumerate(x.shape) if d not in axes)
-        go = _spread(da.expand_dims(da.broadcast_to(da.asarray(g), kept), axes), x)
+        go = _spread("grad_output", da.expand_dims(da.broadcast_to(da.asarray(g), kept), axes), x)
 
     def block(xb: Any, yb: Any, *rest: Any) -> Any:
         it = iter(rest)
