@@ -49,7 +49,7 @@ def as_numeric(name: str, value: ArrayLike) -> NDArray[Any]:
         try:
             arr = np.asarray(value)
         except (ValueError, TypeError) as exc:
-            raise type(exc)(f"{name} could not be converted to a NumPy array: {exc}") from None
+            raise _core.conversion_error(name, exc) from None
     if not arr.dtype.isnative:
         arr = arr.astype(arr.dtype.newbyteorder("="))
     return arr

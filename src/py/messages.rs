@@ -1,7 +1,8 @@
 //! Every error a call's arguments can raise, worded once (docs/design.md,
 //! "Errors"): the exception type, the argument's name, what it was and
 //! what would be accepted. The Python package raises none of its own for
-//! a call; the only one it words is a failed conversion to an array.
+//! a call (a failed conversion to an array, which only Python attempts, is
+//! worded here too: `conversion_error`).
 
 use numpy::PyArrayDescr;
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -126,6 +127,14 @@ pub(super) fn running_sums(held: Option<usize>, kept: Option<usize>) -> PyErr {
 
 pub(super) fn running_sums_call() -> PyErr {
     PyValueError::new_err("running sums take the loss summed (reduction='sum'), without gradient or out")
+}
+
+/// An argument NumPy could not convert to an array: `error`'s type
+/// (ValueError or TypeError), naming the argument.
+#[pyfunction]
+pub(super) fn conversion_error(name: &str, error: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    let message = format!("{name} could not be converted to a NumPy array: {error}");
+    Ok(error.get_type().call1((message,))?.unbind())
 }
 
 /// `repr(value)`, or a placeholder if its `__repr__` fails.

@@ -125,6 +125,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(call::evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(call::sigmoid, m)?)?;
     m.add_function(wrap_pyfunction!(call::check_reduction, m)?)?;
+    m.add_function(wrap_pyfunction!(messages::conversion_error, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(max_num_threads, m)?)?;
