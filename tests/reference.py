@@ -147,8 +147,6 @@ def ulp_error(got: float, exact: float, dtype: Any, scale: Optional[float] = Non
 def one_call_sum(x, y, weight=None, pos_weight=None, probabilities=False):
     """The loss of one call summed in float64, unrounded to the input's dtype."""
     sums = fb._core.RunningSums()
-    fb._core.evaluate(
-        x, y, probabilities=probabilities, reduction="sum", value=True, grad=False, weight=weight,
-        pos_weight=pos_weight, into=sums,
-    )  # fmt: skip
+    request = fb._core.Request(probabilities=probabilities, value=True, grad=False)
+    fb._core.evaluate(request, x, y, weight=weight, reduction="sum", pos_weight=pos_weight, into=sums)
     return sums.total

@@ -154,10 +154,8 @@ def test_the_native_call_declines_what_python_must_do():
     x = np.zeros(3, np.float32)
 
     def call(input, target, weight=None, pos_weight=None, reduction="mean", value=True, grad=False, **kw):
-        return _core.evaluate(
-            input, target, probabilities=False, reduction=reduction, value=value, grad=grad, weight=weight,
-            pos_weight=pos_weight, **kw,
-        )  # fmt: skip
+        request = _core.Request(probabilities=False, value=value, grad=grad)
+        return _core.evaluate(request, input, target, weight=weight, reduction=reduction, pos_weight=pos_weight, **kw)
 
     declined = [
         (([0.0, 1.0, 2.0], x), {}, "input"),
@@ -198,7 +196,7 @@ def test_the_native_call_declines_what_python_must_do():
     loss, grad = call(x, x, reduction="sum")
     assert grad is None and loss == np.float32(3 * np.float64(np.float32(np.log(2))))
     with pytest.raises(ValueError, match="input should be between 0 and 1"):
-        _core.evaluate(x - 1, x, probabilities=True, reduction="mean", value=True, grad=False)
+        _core.evaluate(_core.Request(probabilities=True, value=True, grad=False), x - 1, x, None, "mean")
 
 
 def test_lists_and_scalars_are_accepted():

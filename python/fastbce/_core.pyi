@@ -14,6 +14,7 @@ __all__ = [
     "OverlapError",
     "PARALLEL_MIN_LEN_F32",
     "PARALLEL_MIN_LEN_F64",
+    "Request",
     "RunningSums",
     "__version__",
     "available_simd_levels",
@@ -52,6 +53,16 @@ class Declined:
     def argument(self) -> str: ...
 
 @final
+class Request:
+    def __new__(cls, *, probabilities: bool, value: bool, grad: bool) -> Request: ...
+    @property
+    def probabilities(self) -> bool: ...
+    @property
+    def value(self) -> bool: ...
+    @property
+    def grad(self) -> bool: ...
+
+@final
 class RunningSums:
     def __new__(cls, size: Optional[int] = None) -> RunningSums: ...
     @property
@@ -60,18 +71,16 @@ class RunningSums:
     def sums(self) -> Optional[NDArray[np.float64]]: ...
 
 def evaluate(
+    request: Request,
     input: object,
     target: object,
-    *,
-    probabilities: bool,
+    weight: object,
     reduction: object,
-    value: bool,
-    grad: bool,
-    weight: object = None,
     pos_weight: object = None,
     grad_output: object = None,
     out: object = None,
     axis: object = None,
+    *,
     into: Optional[RunningSums] = None,
     check_only: bool = False,
 ) -> Any: ...

@@ -2,10 +2,12 @@
 
 What a call means (its checks and errors, outputs, reductions, `axis=`) is
 defined once, in the native `_core.evaluate` (src/py/call.rs). Each public
-function makes that one native call; it declines, with a typed reason, only
-what this module must do first: convert an argument that is not a NumPy
-array of native byte order (a list, a NumPy scalar, a big-endian array),
-then call again, or compute apart when `out` overlaps an input in part.
+function makes that one native call with its `_core.Request` (which loss;
+value, gradient or both) and its own arguments, in its own order. The call
+declines, with a typed reason, only what this module must do first: convert
+an argument that is not a NumPy array of native byte order (a list, a NumPy
+float32 scalar, a big-endian array), then call again, or compute apart when
+`out` overlaps an input in part.
 """
 
 from __future__ import annotations
@@ -35,6 +37,15 @@ _native = _core.evaluate
 check_reduction = _core.check_reduction
 _Declined = _core.Declined
 _CONVERT = _core.Decline.Convert
+_Request = _core.Request
+
+# What each public function asks for.
+_LOSS_ON_LOGITS = _Request(probabilities=False, value=True, grad=False)
+_GRAD_ON_LOGITS = _Request(probabilities=False, value=False, grad=True)
+_BOTH_ON_LOGITS = _Request(probabilities=False, value=True, grad=True)
+_LOSS_ON_PROBABILITIES = _Request(probabilities=True, value=True, grad=False)
+_GRAD_ON_PROBABILITIES = _Request(probabilities=True, value=False, grad=True)
+_BOTH_ON_PROBABILITIES = _Request(probabilities=True, value=True, grad=True)
 
 
 def as_numeric(name: str, value: ArrayLike) -> NDArray[Any]:
@@ -71,18 +82,17 @@ def check_arguments(
     errors) without running it: the result dtype, and per input axis
     whether `axis` reduces it (None for the plain reduction). Arrays may be
     stand-ins of the right shape and dtype (`np.broadcast_to`)."""
-    request = dict(weight=weight, pos_weight=pos_weight, grad_output=grad_output, axis=axis)
-    dtype, reduced = _run(
-        input, target, request, probabilities=probabilities, reduction=reduction, value=True, grad=grad,
-        check_only=True,
-    )  # fmt: skip
+    request = _Request(probabilities=probabilities, value=True, grad=grad)
+    arguments = dict(weight=weight, reduction=reduction, pos_weight=pos_weight, grad_output=grad_output, axis=axis)
+    dtype, reduced = _run(request, input, target, arguments, check_only=True)
     return dtype, None if reduced is None else tuple(reduced)
 
 
-def _run(input: Any, target: Any, request: dict[str, Any], **fixed: Any) -> Any:
-    """The native call of `request`, doing what it declines and calling again."""
+def _run(request: Any, input: Any, target: Any, arguments: dict[str, Any], **options: Any) -> Any:
+    """The native call of `request` with `arguments`, doing what it
+    declines and calling again."""
     while True:
-        result = _native(input, target, **fixed, **request)
+        result = _native(request, input, target, **arguments, **options)
         if type(result) is not _Declined:
             return result
         argument = result.argument
@@ -92,16 +102,16 @@ def _run(input: Any, target: Any, request: dict[str, Any], **fixed: Any) -> Any:
             elif argument == "target":
                 target = as_numeric("target", target)
             else:
-                request[argument] = as_numeric(argument, request[argument])
+                arguments[argument] = as_numeric(argument, arguments[argument])
             continue
-        return _compute_apart(input, target, request, fixed)
+        return _compute_apart(request, input, target, arguments)
 
 
-def _compute_apart(input: Any, target: Any, request: dict[str, Any], fixed: dict[str, Any]) -> Any:
+def _compute_apart(request: Any, input: Any, target: Any, arguments: dict[str, Any]) -> Any:
     """`out` shares memory with an input without being that array: compute
     into new arrays, then copy (as NumPy's ufuncs do)."""
-    out = request["out"]
-    loss, grad = _run(input, target, {**request, "out": None}, **fixed)
+    out = arguments["out"]
+    loss, grad = _run(request, input, target, {**arguments, "out": None})
     if grad is not None:
         np.copyto(out, grad)
         return loss, out
@@ -109,26 +119,23 @@ def _compute_apart(input: Any, target: Any, request: dict[str, Any], fixed: dict
     return out, grad
 
 
-def _evaluate(
-    probabilities: bool,
+def _declined(
+    request: Any,
     input: ArrayLike,
     target: ArrayLike,
     weight: Optional[ArrayLike],
-    pos_weight: Optional[ArrayLike],
     reduction: str,
-    *,
-    value: bool,
-    grad: bool,
-    grad_output: ArrayLike = 1.0,
-    out: Optional[NDArray[Any]] = None,
-    axis: Axis = None,
-) -> Tuple[Optional[Loss], Optional[NDArray[Any]]]:
-    """The loss (if `value`) and its gradient (if `grad`) of one call,
-    doing what the native call declines (the public functions call it
-    directly first, and come here when it declined)."""
-    request = dict(weight=weight, pos_weight=pos_weight, grad_output=grad_output, out=out, axis=axis)
-    result = _run(input, target, request, probabilities=probabilities, reduction=reduction, value=value, grad=grad)
-    return result  # type: ignore[no-any-return]
+    pos_weight: Optional[ArrayLike],
+    grad_output: ArrayLike,
+    out: Optional[NDArray[Any]],
+    axis: Axis,
+) -> Any:
+    """A call the native call declined: done again, converting what it
+    declines (the public functions call `_native` directly first)."""
+    arguments = dict(
+        weight=weight, reduction=reduction, pos_weight=pos_weight, grad_output=grad_output, out=out, axis=axis
+    )
+    return _run(request, input, target, arguments)
 
 
 def sum64(
@@ -143,8 +150,9 @@ def sum64(
     """Adds the loss summed in float64 (unrounded to the input's dtype) to
     the running sums `into` (a `_core.RunningSums`): the total, and with
     `axis` the sums per kept index."""
-    request = dict(weight=weight, pos_weight=pos_weight, axis=axis, into=into)
-    _run(input, target, request, probabilities=probabilities, reduction="sum", value=True, grad=False)
+    request = _LOSS_ON_PROBABILITIES if probabilities else _LOSS_ON_LOGITS
+    arguments = dict(weight=weight, reduction="sum", pos_weight=pos_weight, axis=axis)
+    _run(request, input, target, arguments, into=into)
 
 
 @overload
@@ -284,14 +292,9 @@ def binary_cross_entropy_with_logits(
     >>> fb.binary_cross_entropy_with_logits(x, y, reduction="none").shape
     (3, 3)
     """
-    result = _native(
-        input, target, probabilities=False, reduction=reduction, value=True, grad=False, weight=weight,
-        pos_weight=pos_weight, out=out, axis=axis,
-    )  # fmt: skip
+    result = _native(_LOSS_ON_LOGITS, input, target, weight, reduction, pos_weight, 1.0, out, axis)
     if type(result) is _Declined:
-        result = _evaluate(
-            False, input, target, weight, pos_weight, reduction, value=True, grad=False, out=out, axis=axis
-        )
+        result = _declined(_LOSS_ON_LOGITS, input, target, weight, reduction, pos_weight, 1.0, out, axis)
     return result[0]  # type: ignore[no-any-return]
 
 
@@ -415,12 +418,9 @@ def binary_cross_entropy(
     >>> print(f"{fb.binary_cross_entropy(p, y):.6f}")
     0.279777
     """
-    result = _native(
-        input, target, probabilities=True, reduction=reduction, value=True, grad=False, weight=weight,
-        out=out, axis=axis,
-    )  # fmt: skip
+    result = _native(_LOSS_ON_PROBABILITIES, input, target, weight, reduction, None, 1.0, out, axis)
     if type(result) is _Declined:
-        result = _evaluate(True, input, target, weight, None, reduction, value=True, grad=False, out=out, axis=axis)
+        result = _declined(_LOSS_ON_PROBABILITIES, input, target, weight, reduction, None, 1.0, out, axis)
     return result[0]  # type: ignore[no-any-return]
 
 
@@ -468,15 +468,9 @@ def binary_cross_entropy_with_logits_grad(
     >>> fb.binary_cross_entropy_with_logits_grad(np.array([0.0, 2.0]), np.array([1.0, 0.0]))
     array([-0.25      ,  0.44039854])
     """
-    result = _native(
-        input, target, probabilities=False, reduction=reduction, value=False, grad=True, weight=weight,
-        pos_weight=pos_weight, grad_output=grad_output, out=out, axis=axis,
-    )  # fmt: skip
+    result = _native(_GRAD_ON_LOGITS, input, target, weight, reduction, pos_weight, grad_output, out, axis)
     if type(result) is _Declined:
-        result = _evaluate(
-            False, input, target, weight, pos_weight, reduction, value=False, grad=True, grad_output=grad_output,
-            out=out, axis=axis,
-        )  # fmt: skip
+        result = _declined(_GRAD_ON_LOGITS, input, target, weight, reduction, pos_weight, grad_output, out, axis)
     return result[1]  # type: ignore[no-any-return]
 
 
@@ -521,15 +515,9 @@ def binary_cross_entropy_grad(
     >>> fb.binary_cross_entropy_grad(np.array([0.5, 0.8]), np.array([1.0, 0.0]), reduction="sum")
     array([-2., 5.])
     """
-    result = _native(
-        input, target, probabilities=True, reduction=reduction, value=False, grad=True, weight=weight,
-        grad_output=grad_output, out=out, axis=axis,
-    )  # fmt: skip
+    result = _native(_GRAD_ON_PROBABILITIES, input, target, weight, reduction, None, grad_output, out, axis)
     if type(result) is _Declined:
-        result = _evaluate(
-            True, input, target, weight, None, reduction, value=False, grad=True, grad_output=grad_output, out=out,
-            axis=axis,
-        )  # fmt: skip
+        result = _declined(_GRAD_ON_PROBABILITIES, input, target, weight, reduction, None, grad_output, out, axis)
     return result[1]  # type: ignore[no-any-return]
 
 
@@ -635,15 +623,9 @@ def binary_cross_entropy_with_logits_value_and_grad(
     >>> print(f"{loss:.6f}", grad)
     1.410038 [-0.25        0.44039854]
     """
-    result = _native(
-        input, target, probabilities=False, reduction=reduction, value=True, grad=True, weight=weight,
-        pos_weight=pos_weight, grad_output=grad_output, out=out, axis=axis,
-    )  # fmt: skip
+    result = _native(_BOTH_ON_LOGITS, input, target, weight, reduction, pos_weight, grad_output, out, axis)
     if type(result) is _Declined:
-        result = _evaluate(
-            False, input, target, weight, pos_weight, reduction, value=True, grad=True, grad_output=grad_output,
-            out=out, axis=axis,
-        )  # fmt: skip
+        result = _declined(_BOTH_ON_LOGITS, input, target, weight, reduction, pos_weight, grad_output, out, axis)
     return result  # type: ignore[no-any-return]
 
 
@@ -739,15 +721,9 @@ def binary_cross_entropy_value_and_grad(
     >>> print(f"{loss:.6f}", grad)
     2.302585 [-2.  5.]
     """
-    result = _native(
-        input, target, probabilities=True, reduction=reduction, value=True, grad=True, weight=weight,
-        grad_output=grad_output, out=out, axis=axis,
-    )  # fmt: skip
+    result = _native(_BOTH_ON_PROBABILITIES, input, target, weight, reduction, None, grad_output, out, axis)
     if type(result) is _Declined:
-        result = _evaluate(
-            True, input, target, weight, None, reduction, value=True, grad=True, grad_output=grad_output, out=out,
-            axis=axis,
-        )  # fmt: skip
+        result = _declined(_BOTH_ON_PROBABILITIES, input, target, weight, reduction, None, grad_output, out, axis)
     return result  # type: ignore[no-any-return]
 
 

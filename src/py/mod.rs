@@ -121,6 +121,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("OverlapError", m.py().get_type::<OverlapError>())?;
     m.add_class::<call::Decline>()?;
     m.add_class::<call::Declined>()?;
+    m.add_class::<call::Request>()?;
     m.add_class::<call::RunningSums>()?;
     m.add_function(wrap_pyfunction!(call::evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(call::sigmoid, m)?)?;
