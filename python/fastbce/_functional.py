@@ -88,7 +88,7 @@ def check_arguments(
     return dtype, None if reduced is None else tuple(reduced)
 
 
-def _run(request: Any, input: Any, target: Any, arguments: dict[str, Any], **options: Any) -> Any:
+def _run(request: _core.Request, input: Any, target: Any, arguments: dict[str, Any], **options: Any) -> Any:
     """The native call of `request` with `arguments`, doing what it
     declines and calling again."""
     while True:
@@ -107,7 +107,7 @@ def _run(request: Any, input: Any, target: Any, arguments: dict[str, Any], **opt
         return _compute_apart(request, input, target, arguments)
 
 
-def _compute_apart(request: Any, input: Any, target: Any, arguments: dict[str, Any]) -> Any:
+def _compute_apart(request: _core.Request, input: Any, target: Any, arguments: dict[str, Any]) -> Any:
     """`out` shares memory with an input without being that array: compute
     into new arrays, then copy (as NumPy's ufuncs do)."""
     out = arguments["out"]
@@ -120,7 +120,7 @@ def _compute_apart(request: Any, input: Any, target: Any, arguments: dict[str, A
 
 
 def _declined(
-    request: Any,
+    request: _core.Request,
     input: ArrayLike,
     target: ArrayLike,
     weight: Optional[ArrayLike],
@@ -144,7 +144,7 @@ def sum64(
     target: ArrayLike,
     weight: Optional[ArrayLike] = None,
     pos_weight: Optional[ArrayLike] = None,
-    into: Optional[Any] = None,
+    into: Optional[_core.RunningSums] = None,
     axis: Axis = None,
 ) -> None:
     """Adds the loss summed in float64 (unrounded to the input's dtype) to

@@ -11,7 +11,7 @@ use super::arrays::{
     array_of, dtype_of, empty_like, float_scalar, is_masked, is_writeable, uses_output_cache, view, view_as, view_mut,
 };
 use super::messages;
-use crate::kernels::{self, ArrayRef, AxisSums, DType, ExactSum, KernelError, Loss, LossRequest, computes_in_f32};
+use crate::kernels::{self, ArrayRef, AxisSums, ExactSum, KernelError, Loss, LossRequest};
 use numpy::{PyArray1, PyArrayDescr, PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{IntoPyDict, PyFloat, PyInt, PyString, PyTuple};
@@ -264,6 +264,11 @@ fn check_out<'a, 'py>(
     Ok(arr)
 }
 
+/// The lengths of the axes of `shape` that `reduced` keeps.
+fn kept_shape(shape: &[usize], reduced: &[bool]) -> Vec<usize> {
+    shape.iter().zip(reduced).filter(|(_, r)| !**r).map(|(n, _)| *n).collect()
+}
+
 /// The loss and gradient dtype: the input's float type, else float64.
 fn result_dtype<'py>(input: &Bound<'py, PyUntypedArray>) -> Bound<'py, PyArrayDescr> {
     let descr = input.dtype();
@@ -361,12 +366,7 @@ impl<'a, 'py> Call<'a, 'py> {
         value: bool,
         grad: bool,
     ) -> Self {
-        let result = if computes_in_f32(request.input.dtype()) || request.input.dtype() == DType::F64 {
-            input.dtype()
-        } else {
-            numpy::dtype::<f64>(input.py())
-        };
-        Call { input, request, reduction, value, grad, scale: 1.0, result }
+        Call { input, request, reduction, value, grad, scale: 1.0, result: result_dtype(input) }
     }
 
     fn shape(&self) -> &'a [usize] {
@@ -388,8 +388,7 @@ impl<'a, 'py> Call<'a, 'py> {
                 .broadcast_to(shape)
                 .ok_or_else(|| messages::broadcast("grad_output", arr.shape(), shape, "input shape"))?,
             (false, Some(reduced)) => g.spread_over(shape, reduced).ok_or_else(|| {
-                let kept: Vec<usize> = shape.iter().zip(reduced).filter(|(_, r)| !**r).map(|(n, _)| *n).collect();
-                messages::broadcast("grad_output", arr.shape(), &kept, "reduced shape")
+                messages::broadcast("grad_output", arr.shape(), &kept_shape(shape, reduced), "reduced shape")
             })?,
             (false, None) => return Err(messages::grad_output_not_scalar(self.reduction.name, arr.shape()).into()),
         });
@@ -449,7 +448,7 @@ impl<'a, 'py> Call<'a, 'py> {
     fn run_axis(self, reduced: &[bool], out: Option<&Bound<'py, PyAny>>) -> Checked<Bound<'py, PyAny>> {
         let py = self.input.py();
         let shape = self.shape();
-        let kept: Vec<usize> = shape.iter().zip(reduced).filter(|(_, r)| !**r).map(|(n, _)| *n).collect();
+        let kept = kept_shape(shape, reduced);
         let count: usize = shape.iter().zip(reduced).filter(|(_, r)| **r).map(|(n, _)| *n).product();
         let grad_out = match (self.grad, out) {
             (false, _) => None,
@@ -502,7 +501,7 @@ impl<'a, 'py> Call<'a, 'py> {
             return Err(messages::running_sums_call().into());
         }
         let shape = self.shape();
-        let kept = reduced.map(|r| shape.iter().zip(r).filter(|(_, r)| !**r).map(|(n, _)| *n).product::<usize>());
+        let kept = reduced.map(|r| kept_shape(shape, r).iter().product::<usize>());
         let mut running = into.try_borrow_mut().map_err(PyErr::from)?;
         let running = &mut *running;
         if running.sums.as_ref().map(Vec::len) != kept {
