@@ -395,6 +395,12 @@ impl<'a, 'py> Call<'a, 'py> {
         Ok(())
     }
 
+    /// The factor of every gradient element when the loss reduces `count`
+    /// elements into each result (the mean divides by it; none: 1).
+    fn grad_scale(&self, count: usize) -> f64 {
+        if self.reduction.mean && count > 0 { self.scale / count as f64 } else { self.scale }
+    }
+
     /// A new output like the input, of the result dtype.
     fn new_output(&self) -> PyResult<Bound<'py, PyUntypedArray>> {
         empty_like(self.input, &self.result)
@@ -425,9 +431,10 @@ impl<'a, 'py> Call<'a, 'py> {
             .transpose()?;
         let n = self.input.len();
         let fresh = (out.is_none() || (self.grad && elementwise)) && self.fresh();
+        let grad_scale = self.grad_scale(n);
         let mut request: LossRequest<'_> = self.request;
         request.sum = total;
-        request.grad_scale = if self.reduction.mean && n > 0 { self.scale / n as f64 } else { self.scale };
+        request.grad_scale = grad_scale;
         request.fresh_outputs = fresh;
         request.scratch_outputs = out.is_none();
         request.loss_out = loss_out.as_ref().map(view_mut).transpose()?;
@@ -461,9 +468,10 @@ impl<'a, 'py> Call<'a, 'py> {
         };
         let mut sums = zeros(if self.value { kept.iter().product() } else { 0 })?;
         let fresh = out.is_none() && self.fresh();
+        let grad_scale = self.grad_scale(count);
         let mut request: LossRequest<'_> = self.request;
         request.sum = false;
-        request.grad_scale = if self.reduction.mean && count > 0 { self.scale / count as f64 } else { self.scale };
+        request.grad_scale = grad_scale;
         request.fresh_outputs = fresh;
         request.scratch_outputs = out.is_none();
         request.grad_out = grad_out.as_ref().map(view_mut).transpose()?;
