@@ -128,7 +128,7 @@ def test_tables_with_glob_columns(tmp_path, kind):
     else:
         pcsv.write_csv(table, path)
     summary = score_json(path, "--logits", "logit_*", "--labels", "label_0,label_1,label_2", "--chunk-rows", 2048)
-    assert summary["class_names"] == ["logit_0", "logit_1", "logit_2"]
+    assert summary["class_names"] == ["label_0", "label_1", "label_2"]  # named by the label columns
     assert_matches(summary, x, y, rtol=1e-12)
 
 
@@ -140,7 +140,10 @@ def test_weights_and_pos_weights_from_numbers_files_and_columns(tmp_path):
     np.save(tmp_path / "y.npy", y)
     np.save(tmp_path / "w.npy", row_weight)
     np.save(tmp_path / "pw.npy", np.array([1.0, 2.0, 3.0]))
-    want = in_memory(x, y, weight=row_weight[:, None], pos_weight=np.array([1.0, 2.0, 3.0]))[1]
+    # Weighted means divide by the sum of the weights (scikit-learn's
+    # sample_weight), not by the element count (the tensor API's "mean").
+    total = in_memory(x, y, weight=row_weight[:, None], pos_weight=np.array([1.0, 2.0, 3.0]))[0]
+    want = total / (row_weight.sum() * 3)
     for args in (
         [tmp_path / "t.parquet", "--logits", "logit_*", "--labels", "label_*", "--weight", "w"],
         [tmp_path / "x.npy", tmp_path / "y.npy", "--weight", tmp_path / "w.npy"],
@@ -149,7 +152,10 @@ def test_weights_and_pos_weights_from_numbers_files_and_columns(tmp_path):
             summary = score_json(*args, "--pos-weight", pw, "--chunk-rows", 1000)
             assert math.isclose(summary["mean"], want, rel_tol=1e-6), (args, pw)
     summary = score_json(tmp_path / "x.npy", tmp_path / "y.npy", "--weight", "0.5", "--pos-weight", "2")
-    assert math.isclose(summary["mean"], in_memory(x, y, weight=0.5, pos_weight=2.0)[1], rel_tol=1e-6)
+    assert math.isclose(summary["mean"], in_memory(x, y, pos_weight=2.0)[1], rel_tol=1e-6)  # a constant cancels
+    assert math.isclose(summary["sum"], in_memory(x, y, weight=0.5, pos_weight=2.0)[0], rel_tol=1e-6)
+    assert summary["weight"] == "0.5" and summary["pos_weight"] == [2.0, 2.0, 2.0]
+    assert summary["weight_sum"] == 0.5 * x.size
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".parquet"])
@@ -193,28 +199,52 @@ def test_demo_is_deterministic_for_any_chunking():
     assert a["count"] == 2_000_000 and a["classes"] == 20
     assert math.isclose(a["mean"], b["mean"], rel_tol=1e-12)
     source = SyntheticSource(rows=100_000)
-    x = np.concatenate([c[0] for c in source.chunks(30_000)])
-    y = np.concatenate([c[1] for c in source.chunks(30_000)])
+    x = np.concatenate([c.logits for c in source.chunks(30_000)])
+    y = np.concatenate([c.labels for c in source.chunks(30_000)])
     total, mean, per_class = in_memory(x, y, pos_weight=source.pos_weight())
     assert math.isclose(a["mean"], mean, rel_tol=1e-6)
 
 
 def test_human_summary_and_quiet_stderr():
-    done = run_cli("score", "--demo", "--demo-rows", 20_000)
-    assert "elements   400,000 (20,000 rows x 20 classes)" in done.stdout
-    assert "per class (mean loss per row):" in done.stdout and "class_19" in done.stdout
-    assert "M elements/s on" in done.stdout
+    done = run_cli("score", "--demo", "--demo-rows", 20_000, "--metrics", "logloss,auc")
+    lines = done.stdout.splitlines()
+    assert "  scored     20,000 rows x 20 classes = 400,000 elements" in lines
+    assert "  weight     none" in lines and lines[3].startswith("  pos_weight 49, 24, 15.67, 11.5, 9, ")
+    header = next(line for line in lines if line.lstrip().startswith("class"))
+    assert header.split() == ["class", "rows", "positives", "logloss", "auc"]
+    table = lines[lines.index(header) : lines.index(header) + 22]
+    assert [row.split()[0] for row in table[1:]] == [*(f"class_{c:02d}" for c in range(20)), "all"]
+    # Aligned: every row of the table is as wide as the header, numbers in fixed decimals.
+    assert {len(row) for row in table} == {len(header)}
+    assert all(len(row.split()[3].split(".")[1]) == 6 for row in table[1:])
+    assert "M elements/s, 2 threads" in done.stdout or "M elements/s, 1 thread)" in done.stdout
     assert done.stderr == ""  # no progress bar when stderr is not a terminal
+
+
+def test_one_class_one_thread_and_one_row_are_singular(tmp_path):
+    np.save(tmp_path / "x.npy", np.array([0.5]))
+    np.save(tmp_path / "y.npy", np.array([1.0]))
+    done = run_cli("score", tmp_path / "x.npy", tmp_path / "y.npy", "--threads", 1)
+    assert "  scored     1 row x 1 class = 1 element" in done.stdout.splitlines()
+    assert "1 thread)" in done.stdout
 
 
 def test_progress_bar_on_a_terminal():
     stream = io.StringIO()
-    progress = _scoring.Progress(1000, 4, stream, enabled=True)
+    progress = _scoring.Progress(1000, stream, enabled=True)
+    progress.start -= 2  # two seconds in: the estimate is shown
     progress.last -= 1
     progress.update(500)
     progress.close()
-    assert "scoring  50% [###############" in stream.getvalue()
-    assert "500/1,000 rows" in stream.getvalue()
+    assert "500/1,000 rows, 250 rows/s, 2 s left" in stream.getvalue()
+    wide = progress.line(progress.start + 2, 120)
+    assert wide == "scoring  50% [###############               ] 500/1,000 rows, 250 rows/s, 2 s left"
+    # Rows per second, never elements; at most one line of the terminal.
+    line = progress.line(progress.start + 2, 60)
+    assert len(line) <= 60 and line.startswith("scoring  50% [") and line.endswith("2 s left")
+    narrow = progress.line(progress.start + 2, 40)
+    assert len(narrow) <= 40 and "[" not in narrow  # no room for a bar: none drawn
+    assert "left" not in _scoring.Progress(1000, stream, enabled=True).line(time.perf_counter(), 80)
 
 
 @pytest.mark.parametrize(
@@ -234,7 +264,7 @@ def test_progress_bar_on_a_terminal():
         ("nan", ["p.npy", "y.npy", "--probabilities"], "row 50, column 1: nan is not a probability (outside [0, 1])"),
         ("ok", ["x.npy", "y.npy", "--pos-weight", "1,2"], "--pos-weight has 2 values but the data have 3 classes"),
         ("ok", ["x.npy", "y.npy", "--weight", "heavy"], "--weight 'heavy' is neither numbers nor a .npy file"),
-        ("ok", ["x.npy", "y.npy", "--per-sample", "out.csv"], "--per-sample writes .npy or .parquet files"),
+        ("ok", ["x.npy", "y.npy", "--per-sample", "out.txt"], "--per-sample writes .npy, .parquet or .csv files"),
         ("ok", ["x.npy", "y.npy", "--threads", "0"], "--threads must be at least 1, got 0"),
         ("ok", ["x.npy", "y.npy", "--probabilities", "--pos-weight", "2"], "--pos-weight applies to logits"),
         ("ok", ["--demo", "--probabilities"], "the demo data are logits; --probabilities does not apply"),
@@ -264,7 +294,7 @@ def test_bad_input_is_a_message_not_a_traceback(tmp_path, setup, args, message):
     assert done.stderr.startswith("fastbce score: error: ")
     assert message in done.stderr
     assert "Traceback" not in done.stderr
-    assert not list(tmp_path.glob(".*tmp*")) and not (tmp_path / "out.csv").exists()
+    assert not list(tmp_path.glob(".*tmp*")) and not (tmp_path / "out.txt").exists()
 
 
 def test_usage_errors_exit_2():
@@ -446,7 +476,7 @@ def test_per_sample_output_may_not_be_an_input(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), y)
     (tmp_path / "out").mkdir()
     done = run_cli("score", "x.npy", "y.npy", "--per-sample", "out", check=False, cwd=tmp_path)
-    assert_one_line_error(done, "--per-sample writes .npy or .parquet files, not out")
+    assert_one_line_error(done, "--per-sample writes .npy, .parquet or .csv files, not out")
     (tmp_path / "out.npy").mkdir()
     done = run_cli("score", "x.npy", "y.npy", "--per-sample", "out.npy", check=False, cwd=tmp_path)
     assert_one_line_error(done, "--per-sample out.npy is a directory; give a file name")

@@ -191,7 +191,7 @@ def test_score_refuses_what_the_local_path_refuses_with_the_same_line(client, tm
     np.save(tmp_path / "bad_y.npy", bad_y)
     np.save(tmp_path / "x.npy", x)
     cases = {
-        "t.parquet: column 'logit_1' has missing values (the first at row 613)": [
+        "t.parquet: column 'logit_1' has a missing value at row 613 (--drop-null skips rows with missing values)": [
             "nulls.parquet", "--logits", "logit_*", "--labels", "label_*"],
         "row 702, column 2: 1.5 is not a probability (outside [0, 1])": ["p.npy", "y.npy", "--probabilities"],
         "row 415, label column 0: -1.0 is outside [0, 1] (-1/+1 labels? map -1 to 0); "
@@ -214,5 +214,5 @@ def test_score_refuses_what_the_local_path_refuses_with_the_same_line(client, tm
     )  # fmt: skip
     assert done.returncode == 1
     assert done.stderr == (
-        "fastbce score: error: nulls.parquet: column 'logit_1' has missing values (the first at row 613)\n"
+        "fastbce score: error: nulls.parquet: column 'logit_1' has a missing value at row 613 (--drop-null skips rows with missing values)\n"
     )

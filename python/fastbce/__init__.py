@@ -21,6 +21,8 @@ from ._functional import (
     sigmoid,
 )
 from ._modules import BCELoss, BCEWithLogitsLoss
+from ._result import ScoreResult
+from ._scoring import score
 from ._threads import apply_environment as _apply_environment
 from ._threads import get_num_threads, num_threads, set_num_threads
 
@@ -31,6 +33,7 @@ __all__ = [
     "BCEWithLogitsLoss",
     "CHUNK_ELEMENTS",
     "LossAccumulator",
+    "ScoreResult",
     "__version__",
     "binary_cross_entropy",
     "binary_cross_entropy_grad",
@@ -40,6 +43,7 @@ __all__ = [
     "binary_cross_entropy_with_logits_value_and_grad",
     "get_num_threads",
     "num_threads",
+    "score",
     "set_num_threads",
     "set_output_cache",
     "show_config",

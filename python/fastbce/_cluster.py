@@ -8,7 +8,6 @@ of the Dask graph (`fastbce.dask.partial_sums`). Needs the `dask` extra.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from typing import List, Optional, Tuple
@@ -19,21 +18,24 @@ from dask.delayed import delayed
 from distributed import Client, LocalCluster
 from numpy.typing import NDArray
 
-from ._io import ArrayPairSource, InputError, NpyRows, Source, TableSource, column_values, could_be_probabilities
+from ._io import ArrayPairSource, Chunk, InputError, NpyRows, Source, could_be_probabilities
+from ._result import ScoreResult
 from ._scoring import (
     Array,
     PerSampleWriter,
     ScoreOptions,
-    Summary,
     Weights,
+    chunk_weight,
     default_chunk_rows,
     input_paths,
     per_sample,
     probabilities_warning,
+    result_of,
     row_check,
-    summarize,
+    row_ids,
 )
-from .dask import _operands, partial_sums
+from ._tables import ArrowSource, column_values
+from .dask import tally_of
 
 #: Lazy (logits, labels, weight): Dask arrays, the weight possibly absent.
 LazyColumns = Tuple[da.Array, da.Array, Optional[da.Array]]
@@ -73,26 +75,38 @@ def _stacked_npy(reader: NpyRows, chunk_rows: int) -> da.Array:
     return stacked
 
 
-def _parquet_columns(path: str, columns: Optional[List[str]]) -> Optional[da.Array]:
-    """Columns of a Parquet file as a lazy Dask array, a block per row group."""
+def _read_row_group(path: str, name: str, group: int, first_row: int, columns: List[str], numeric: bool) -> Array:
+    """Row group `group` (rows `first_row` on) of the Parquet file `name`, at `path` for the workers."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.ParquetFile(path).read_row_group(group, columns=columns)
+    except OSError as exc:
+        raise InputError(f"a Dask worker cannot read {path}: {exc}") from None
+    if not numeric:
+        return table.column(columns[0]).to_numpy(zero_copy_only=False)
+    return np.column_stack([column_values(table.column(c), c, name, first_row) for c in columns])
+
+
+def _parquet_columns(files: List[str], columns: List[str], numeric: bool = True) -> Optional[da.Array]:
+    """Columns of Parquet files as a lazy Dask array, a block per row group
+    (numeric columns stacked (N, C); another column as (N,) values)."""
     import pyarrow.parquet as pq
 
     if not columns:
         return None
-    meta = pq.ParquetFile(path).metadata
-    groups = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
-    starts = np.cumsum([0, *groups[:-1]]).tolist()
-    schema = pq.ParquetFile(path).schema_arrow
-    dtype = np.result_type(*[schema.field(c).type.to_pandas_dtype() for c in columns])
-    parts = [
-        da.from_delayed(
-            delayed(_read_row_group)(os.path.abspath(path), path, i, start, columns),
-            shape=(n, len(columns)),
-            dtype=dtype,
-        )
-        for i, (n, start) in enumerate(zip(groups, starts, strict=True))
-    ]
-    stacked: da.Array = da.concatenate(parts) if parts else da.zeros((0, len(columns)), dtype)
+    parts = []
+    first = 0
+    for path in files:
+        meta = pq.ParquetFile(path).metadata
+        schema = pq.ParquetFile(path).schema_arrow
+        dtype = np.result_type(*[schema.field(c).type.to_pandas_dtype() for c in columns]) if numeric else object
+        for i in range(meta.num_row_groups):
+            n = meta.row_group(i).num_rows
+            task = delayed(_read_row_group)(os.path.abspath(path), path, i, first, columns, numeric)
+            parts.append(da.from_delayed(task, shape=(n, len(columns)) if numeric else (n,), dtype=dtype))
+            first += n
+    stacked: da.Array = da.concatenate(parts) if parts else da.zeros((0, len(columns)), np.float64)
     return stacked
 
 
@@ -103,12 +117,16 @@ def _array_from_source(source: Source, chunk_rows: int) -> LazyColumns:
     if isinstance(source, ArrayPairSource) and isinstance(source.logits, NpyRows):
         assert isinstance(source.labels, NpyRows)
         return _stacked_npy(source.logits, chunk_rows), _stacked_npy(source.labels, chunk_rows), None
-    if isinstance(source, TableSource) and source.kind == "parquet":
-        logits = _parquet_columns(source.path, source.logit_columns)
-        labels = _parquet_columns(source.path, source.label_columns)
+    if isinstance(source, ArrowSource) and source.kind == "parquet":
+        if source.filtered or source.drop_null or source.id_columns:
+            raise InputError("--dask reads whole Parquet files: --filter, --drop-null and --id run locally only")
+        if set(source.partitions) & set(source.scored_columns + source.group_columns):
+            raise InputError("--dask reads the columns stored in the files, not hive partition columns")
+        logits = _parquet_columns(source.files, source.logit_columns)
+        labels = _parquet_columns(source.files, source.label_columns)
         assert logits is not None and labels is not None
-        return logits, labels, _parquet_columns(source.path, source.weight_columns)
-    raise InputError("--dask reads two .npy files or a Parquet file")
+        return logits, labels, _parquet_columns(source.files, source.weight_columns)
+    raise InputError("--dask reads two .npy files or Parquet files")
 
 
 def _could_be_probabilities(x: da.Array, y: da.Array) -> da.Array:
@@ -132,24 +150,23 @@ def _connect(args: ScoreOptions, cluster: Optional[LocalCluster]) -> Client:
 
 
 def _write_per_sample(
-    args: ScoreOptions,
-    writer: PerSampleWriter,
-    operands: LazyColumns,
-    pw: Optional[da.Array],
-    pos_weight: Optional[Array],
+    args: ScoreOptions, writer: PerSampleWriter, operands: LazyColumns, fixed: Optional[Array], pw: Optional[Array]
 ) -> None:
     """Per-sample losses, block by block, computed here from the cluster's blocks."""
     x, y, weight = operands
+    first = 0
     for i in range(x.numblocks[0]):
         blocks = [a.blocks[i] if a is not None else None for a in (x, y, weight)]
         xb, yb, wb = (b.compute() if b is not None else None for b in blocks)
-        pwb = None if pw is None else np.asarray(pos_weight)
         assert xb is not None and yb is not None
-        writer.write(per_sample(args.probabilities, xb, yb, wb, pwb))
+        chunk = Chunk(xb, yb, wb, first, len(xb))
+        w = chunk_weight(chunk, Weights(fixed=fixed), xb.shape[1] if xb.ndim == 2 else 1)
+        writer.write(per_sample(args.probabilities, chunk, w, pw), row_ids(chunk))
+        first += len(xb)
     writer.commit()
 
 
-def score_cluster(args: ScoreOptions, source: Source, weights: Weights) -> Summary:
+def score_cluster(args: ScoreOptions, source: Source, weights: Weights) -> ScoreResult:
     """The scores of `source`, computed on a Dask cluster (`local` starts
     one of 2 worker processes here)."""
     if weights.reader is not None:
@@ -158,8 +175,13 @@ def score_cluster(args: ScoreOptions, source: Source, weights: Weights) -> Summa
     x, y, w = _array_from_source(source, chunk_rows)
     if not x.shape[0]:
         raise InputError(f"{source.description}: no rows to score")
-    weight = w if w is not None else weights.fixed
-    x, y, weight, pw = _operands(x, y, weight, None if args.probabilities else weights.pos_weight)
+    groups = None
+    if isinstance(source, ArrowSource) and source.group_columns:
+        groups = [_parquet_columns(source.files, [c], numeric=False) for c in source.group_columns]
+    pos_weight = None if args.probabilities else weights.pos_weight
+    lazy = tally_of(x, y, w if w is not None else weights.fixed, groups, pos_weight=pos_weight,
+                     metrics=args.metrics, bins=args.bins, strategy=args.strategy, probabilities=args.probabilities,
+                     check=row_check(args, source))  # fmt: skip
     writer = PerSampleWriter(args.per_sample, x.shape[0], input_paths(args)) if args.per_sample else None
     # The workers' own logs would repeat, with tracebacks, the one line an
     # error gets; the scheduler's web server takes any free port, silently.
@@ -168,14 +190,9 @@ def score_cluster(args: ScoreOptions, source: Source, weights: Weights) -> Summa
     try:
         with _connect(args, cluster) as client:
             start = time.perf_counter()
-            # Bad rows are refused as by the local path, with the same message.
-            check = row_check(args, source)
-            total = partial_sums(args.probabilities, x, y, weight, pw, tuple(range(x.ndim)), check)
-            per_class = partial_sums(args.probabilities, x, y, weight, pw, (0,), check) if x.ndim == 2 else total
-            maybe = _could_be_probabilities(x, y)
-            total_value, per_class_value, maybe_value = client.compute([total, per_class, maybe], sync=True)
+            tally, maybe_value = client.compute([lazy, _could_be_probabilities(x, y)], sync=True)
             if writer is not None:
-                _write_per_sample(args, writer, (x, y, weight), pw, weights.pos_weight)
+                _write_per_sample(args, writer, (x, y, w), weights.fixed, pos_weight)
             seconds = time.perf_counter() - start
     except BaseException:
         if writer is not None:
@@ -184,7 +201,7 @@ def score_cluster(args: ScoreOptions, source: Source, weights: Weights) -> Summa
     finally:
         if cluster is not None:
             cluster.close()
-    per_class_sum = np.asarray(per_class_value, np.float64).reshape(-1)
-    summary = summarize(args, source, math.prod(x.shape), float(total_value), per_class_sum, seconds, x.shape[0])
-    summary.warnings = probabilities_warning(bool(maybe_value) and not args.probabilities, x.shape[0])
-    return summary
+    result = result_of(args, source, tally, weights, 0)
+    result.seconds = seconds
+    result.warnings = probabilities_warning(bool(maybe_value) and not args.probabilities, x.shape[0])
+    return result

@@ -1,33 +1,47 @@
 """Reading predictions and labels in row chunks, for `fastbce score`.
 
-Every source yields `(logits, labels, weight)` row chunks of at most
-`chunk_rows` rows, reading only those rows: `.npy` files by plain reads at
-an offset, `.npz` members as a stream, Parquet, Arrow IPC (Feather) and CSV
-files batch by batch through pyarrow (the `io` extra). Memory stays bounded
-by a few chunks, whatever the size of the files.
+Every source yields `Chunk`s of at most `chunk_rows` rows, reading only
+those rows: `.npy` files by plain reads at an offset, `.npz` members as a
+stream, in-memory arrays as views (tables of every kind: `_tables.py`).
+Memory stays bounded by a few chunks, whatever the size of the files.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import io
-import os
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any, Iterator, List, Optional, Sequence, Tuple, cast
+from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
-TABLE_SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".feather": "ipc", ".arrow": "ipc", ".ipc": "ipc",
-                  ".csv": "csv", ".tsv": "csv"}  # fmt: skip
-
-Chunk = Tuple[NDArray[Any], NDArray[Any], Optional[NDArray[Any]]]
+#: A chunk's values: an (rows, classes) array, or one column per class.
+Columns = Union[NDArray[Any], Sequence[NDArray[Any]]]
 
 
-class InputError(Exception):
-    """Bad input: reported as a message, without a traceback."""
+@dataclass
+class Chunk:
+    """Rows `first_row` on of a source: logits (or probabilities), labels,
+    weights (per row or per element) and, from tables, the group-by and id
+    columns (Arrow arrays)."""
+
+    logits: Columns
+    labels: Columns
+    weight: Optional[Columns]
+    first_row: int
+    rows: int
+    groups: Optional[List[Any]] = None
+    ids: Optional[Any] = None
+    #: The row numbers of the rows kept, when rows with missing values were dropped.
+    row_numbers: Optional[NDArray[np.int64]] = None
+    #: Rows dropped for missing values.
+    dropped: int = 0
+
+
+class InputError(ValueError):
+    """Bad input: reported by the command as a message, without a
+    traceback (and a ValueError to the Python API)."""
 
 
 def require_pyarrow() -> Any:
@@ -81,8 +95,9 @@ def _into(buffer: Optional[NDArray[Any]], rows: int, header: NpyHeader) -> NDArr
 
 
 class NpyRows:
-    """The rows of one `.npy` array, read a chunk at a time into a buffer
-    that the next chunk reuses."""
+    """The rows of one `.npy` array, read a chunk at a time into two
+    buffers in turn (so that one chunk can be read while the one before is
+    scored: a chunk stays valid until the second call after it)."""
 
     def __init__(self, path: str) -> None:
         self.name = path
@@ -92,17 +107,17 @@ class NpyRows:
             raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
         self.header = read_npy_header(self.file, path)
         self.rows = self.header.shape[0]
-        self.buffer: Optional[NDArray[Any]] = None
+        self.buffers: List[Optional[NDArray[Any]]] = [None, None]
 
     def read(self, start: int, stop: int) -> NDArray[Any]:
-        """Rows `start:stop`, valid until the next call."""
+        """Rows `start:stop`, valid until the second call after this one."""
         h = self.header
         if h.fortran_order:
             # Rows are not contiguous on disk: map the file, read the slice.
             mapped = np.load(self.name, mmap_mode="r")
             return np.array(mapped[start:stop])
-        out = _into(self.buffer, stop - start, h)
-        self.buffer = out.base if out.base is not None else out
+        out = _into(self.buffers[0], stop - start, h)
+        self.buffers = [self.buffers[1], out.base if out.base is not None else out]
         self.file.seek(h.offset + start * out[:1].nbytes)
         if self.file.readinto(_bytes_of(out)) != out.nbytes:
             raise InputError(f"{self.name} is shorter than its header says")
@@ -124,13 +139,13 @@ class NpzMemberRows:
             raise InputError(f"{label} is stored in Fortran order; rewrite it in C order to stream it")
         self.rows = self.header.shape[0]
         self.position = 0
-        self.buffer: Optional[NDArray[Any]] = None
+        self.buffers: List[Optional[NDArray[Any]]] = [None, None]
 
     def read(self, start: int, stop: int) -> NDArray[Any]:
-        """Rows `start:stop` (in order), valid until the next call."""
+        """Rows `start:stop` (in order), valid until the second call after this one."""
         assert start == self.position, "npz members are read in order"
-        out = _into(self.buffer, stop - start, self.header)
-        self.buffer = out.base if out.base is not None else out
+        out = _into(self.buffers[0], stop - start, self.header)
+        self.buffers = [self.buffers[1], out.base if out.base is not None else out]
         view = _bytes_of(out)
         done = 0
         while done < out.nbytes:
@@ -193,7 +208,7 @@ class ArrayPairSource(Source):
         for start in range(0, self.rows, chunk_rows):
             stop = min(start + chunk_rows, self.rows)
             weight = None if self.weight is None else self.weight.read(start, stop)
-            yield self.logits.read(start, stop), self.labels.read(start, stop), weight
+            yield Chunk(self.logits.read(start, stop), self.labels.read(start, stop), weight, start, stop - start)
 
     def close(self) -> None:
         for reader in (self.logits, self.labels, self.weight):
@@ -215,118 +230,6 @@ def open_npz(path: str, logits: str, labels: str) -> Tuple[NpzMemberRows, NpzMem
             NpzMemberRows(archive, members[labels], f"{path}:{labels}"))  # fmt: skip
 
 
-def select_columns(spec: str, available: Sequence[str], what: str, path: str) -> List[str]:
-    """Columns named by `spec`: a comma-separated list of names or globs."""
-    chosen: List[str] = []
-    for item in (s.strip() for s in spec.split(",")):
-        if not item:
-            continue
-        matches = [c for c in available if fnmatch.fnmatchcase(c, item)] if any(ch in item for ch in "*?[") else (
-            [item] if item in available else [])  # fmt: skip
-        if not matches:
-            shown = ", ".join(available[:20]) + (", ..." if len(available) > 20 else "")
-            raise InputError(f"{path} has no column matching {item!r} (for {what}); its columns are: {shown}")
-        chosen.extend(c for c in matches if c not in chosen)
-    if not chosen:
-        raise InputError(f"no columns given for {what}")
-    return chosen
-
-
-class TableSource(Source):
-    """Columns of a Parquet, Arrow IPC (Feather) or CSV file."""
-
-    def __init__(self, path: str, logits: str, labels: str, weight: Optional[str]) -> None:
-        pa = require_pyarrow()
-        self.pa = pa
-        self.path = path
-        self.kind = TABLE_SUFFIXES[Path(path).suffix.lower()]
-        if not os.path.exists(path):
-            raise InputError(f"cannot read {path}: No such file or directory")
-        names, self.rows = self._schema()
-        self.logit_columns = select_columns(logits, names, "--logits", path)
-        self.label_columns = select_columns(labels, names, "--labels", path)
-        if len(self.logit_columns) != len(self.label_columns):
-            raise InputError(
-                f"{len(self.logit_columns)} logit columns but {len(self.label_columns)} label columns; "
-                "give one label column per logit column"
-            )
-        self.weight_columns = [] if weight is None else select_columns(weight, names, "--weight", path)
-        if self.weight_columns and len(self.weight_columns) not in (1, len(self.logit_columns)):
-            raise InputError("--weight needs one column (a weight per row) or one per logit column")
-        self.class_names = self.logit_columns
-        self.label_names = self.label_columns
-        self.description = path
-
-    def _schema(self) -> Tuple[List[str], Optional[int]]:
-        pa = self.pa
-        try:
-            if self.kind == "parquet":
-                import pyarrow.parquet as pq
-
-                meta = pq.ParquetFile(self.path)
-                return meta.schema_arrow.names, meta.metadata.num_rows
-            if self.kind == "ipc":
-                reader = pa.ipc.open_file(pa.memory_map(self.path))
-                return reader.schema.names, sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
-            import pyarrow.csv as pcsv
-
-            reader = pcsv.open_csv(self.path, parse_options=self._csv_parse())
-            names = reader.schema.names
-            reader.close()
-            return names, None
-        except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
-            raise InputError(f"cannot read {self.path}: {exc}") from None
-
-    def _csv_parse(self) -> Any:
-        import pyarrow.csv as pcsv
-
-        return pcsv.ParseOptions(delimiter="\t" if self.path.lower().endswith(".tsv") else ",")
-
-    def _batches(self, columns: List[str], chunk_rows: int) -> Iterator[Any]:
-        pa = self.pa
-        if self.kind == "parquet":
-            import pyarrow.parquet as pq
-
-            yield from pq.ParquetFile(self.path).iter_batches(batch_size=chunk_rows, columns=columns)
-        elif self.kind == "ipc":
-            reader = pa.ipc.open_file(pa.memory_map(self.path))
-            for i in range(reader.num_record_batches):
-                batch = reader.get_batch(i).select(columns)
-                for start in range(0, batch.num_rows, chunk_rows):
-                    yield batch.slice(start, chunk_rows)
-        else:
-            import pyarrow.csv as pcsv
-
-            block = max(1 << 20, min(1 << 26, chunk_rows * 16 * len(columns)))
-            reader = pcsv.open_csv(
-                self.path,
-                read_options=pcsv.ReadOptions(block_size=block),
-                parse_options=self._csv_parse(),
-                convert_options=pcsv.ConvertOptions(include_columns=columns),
-            )
-            for batch in reader:
-                for start in range(0, batch.num_rows, chunk_rows):
-                    yield batch.slice(start, chunk_rows)
-
-    def _matrix(self, batch: Any, columns: List[str], first_row: int) -> NDArray[Any]:
-        arrays = [column_values(batch.column(name), name, self.path, first_row) for name in columns]
-        if len(arrays) == 1:
-            return cast(NDArray[Any], arrays[0].reshape(-1, 1))
-        return np.column_stack(arrays)
-
-    def chunks(self, chunk_rows: int) -> Iterator[Chunk]:
-        columns = list(dict.fromkeys(self.logit_columns + self.label_columns + self.weight_columns))
-        row = 0
-        try:
-            for batch in self._batches(columns, chunk_rows):
-                weight = self._matrix(batch, self.weight_columns, row) if self.weight_columns else None
-                logits = self._matrix(batch, self.logit_columns, row)
-                yield logits, self._matrix(batch, self.label_columns, row), weight
-                row += batch.num_rows
-        except (self.pa.ArrowInvalid, self.pa.ArrowIOError) as exc:
-            raise InputError(f"cannot read {self.path}: {exc}") from None
-
-
 def column_values(column: Any, name: str, path: str, first_row: int) -> NDArray[Any]:
     """A numeric Arrow column (rows `first_row` on of `path`) as NumPy
     values; InputError for missing values or other types."""
@@ -345,20 +248,31 @@ def column_values(column: Any, name: str, path: str, first_row: int) -> NDArray[
     return cast(NDArray[Any], values)
 
 
-def _outside_unit_interval(values: NDArray[Any]) -> bool:
+def _parts(values: Columns) -> List[NDArray[Any]]:
+    """The arrays of a chunk's values: the matrix, or its columns."""
+    return [values] if isinstance(values, np.ndarray) else list(values)
+
+
+def _outside_unit_interval(values: Columns) -> bool:
     """Whether any value is outside [0, 1] or NaN (without a temporary array)."""
-    if values.size == 0 or values.dtype == np.bool_:
-        return False
-    low, high = values.min(), values.max()
-    return not (low >= 0 and high <= 1)
+    for part in _parts(values):
+        if part.size and part.dtype != np.bool_ and not (part.min() >= 0 and part.max() <= 1):
+            return True
+    return False
 
 
-def _first_outside(values: NDArray[Any]) -> Tuple[int, int, Any]:
+def _first_outside(values: Columns) -> Tuple[int, int, Any]:
     """(row, column, value) of the first value outside [0, 1] or NaN."""
-    matrix = values.reshape(len(values), -1)
-    bad = ~((matrix >= 0) & (matrix <= 1))
-    row, column = divmod(int(np.argmax(bad)), matrix.shape[1])
-    return row, column, matrix[row, column]
+    found: List[Tuple[int, int, Any]] = []
+    offset = 0
+    for part in _parts(values):
+        matrix = part.reshape(len(part), -1)
+        bad = ~((matrix >= 0) & (matrix <= 1))
+        if bad.any():
+            row, column = divmod(int(np.argmax(bad)), matrix.shape[1])
+            found.append((row, offset + column, matrix[row, column]))
+        offset += matrix.shape[1]
+    return min(found, key=lambda f: (f[0], f[1]))
 
 
 @dataclass(frozen=True)
@@ -375,29 +289,36 @@ class RowCheck:
     probabilities: bool
     any_labels: bool
 
-    def __call__(self, logits: NDArray[Any], labels: NDArray[Any], first_row: int) -> None:
+    def __call__(self, logits: Columns, labels: Columns, first_row: int,
+                 row_numbers: Optional[NDArray[np.int64]] = None) -> None:  # fmt: skip
+        def row_of(row: int) -> int:
+            return int(row_numbers[row]) if row_numbers is not None else first_row + row
+
         if not self.any_labels and _outside_unit_interval(labels):
             row, column, value = _first_outside(labels)
             raise InputError(
-                f"row {first_row + row:,}, label column {self.label_names[column]}: {value} is outside [0, 1] "
+                f"row {row_of(row):,}, label column {self.label_names[column]}: {value} is outside [0, 1] "
                 "(-1/+1 labels? map -1 to 0); --allow-out-of-range-labels scores such labels by the formula"
             )
         if self.probabilities and _outside_unit_interval(logits):
             row, column, value = _first_outside(logits)
             raise InputError(
-                f"row {first_row + row:,}, column {self.class_names[column]}: {value} is not a probability "
-                "(outside [0, 1])"
+                f"row {row_of(row):,}, column {self.class_names[column]}: {value} is not a probability (outside [0, 1])"
             )
 
 
-def could_be_probabilities(logits: NDArray[Any], labels: NDArray[Any]) -> bool:
+def could_be_probabilities(logits: Columns, labels: Columns) -> bool:
     """Whether these logits all lie in [0, 1] and the labels are all 0 or 1:
     probabilities given without --probabilities, most likely."""
     if _outside_unit_interval(logits):
         return False
-    if labels.dtype.kind in "biu":  # integers in [0, 1] are 0 or 1
-        return not _outside_unit_interval(labels)
-    return bool(np.all((labels == 0) | (labels == 1)))
+    for part in _parts(labels):
+        if part.dtype.kind in "biu":  # integers in [0, 1] are 0 or 1
+            if _outside_unit_interval(part):
+                return False
+        elif not np.all((part == 0) | (part == 1)):
+            return False
+    return True
 
 
 class SyntheticSource(Source):
@@ -442,7 +363,7 @@ class SyntheticSource(Source):
         assert self.rows is not None
         xs: List[NDArray[np.float32]] = []
         ys: List[NDArray[np.uint8]] = []
-        held = 0
+        held = first = 0
         for index in range(-(-self.rows // self.BLOCK)):
             x, y = self._block(index)
             xs.append(x)
@@ -450,11 +371,12 @@ class SyntheticSource(Source):
             held += len(x)
             while held >= chunk_rows:
                 x_all, y_all = np.concatenate(xs), np.concatenate(ys)
-                yield x_all[:chunk_rows], y_all[:chunk_rows], None
+                yield Chunk(x_all[:chunk_rows], y_all[:chunk_rows], None, first, chunk_rows)
                 xs, ys = [x_all[chunk_rows:]], [y_all[chunk_rows:]]
                 held -= chunk_rows
+                first += chunk_rows
         if held:
-            yield np.concatenate(xs), np.concatenate(ys), None
+            yield Chunk(np.concatenate(xs), np.concatenate(ys), None, first, held)
 
 
 def npy_weight(path: str, rows: int, classes: int) -> Tuple[Optional[NpyRows], Optional[NDArray[Any]]]:
@@ -469,3 +391,44 @@ def npy_weight(path: str, rows: int, classes: int) -> Tuple[Optional[NpyRows], O
         reader.close()
         raise InputError(f"{path} has shape {shape}; a weight is ({classes},), ({rows},) or ({rows}, {classes})")
     return reader, None
+
+
+class MatrixSource(Source):
+    """In-memory (N, C) or (N,) arrays, by name: logits, labels, and
+    optionally a weight and 1-D group-by and id columns."""
+
+    def __init__(
+        self,
+        arrays: Dict[str, NDArray[Any]],
+        *,
+        logits: str,
+        labels: str,
+        weight: Optional[str] = None,
+        group_by: Optional[Union[str, Sequence[str]]] = None,
+        id_column: Optional[str] = None,
+        drop_null: bool = False,
+    ) -> None:
+        def get(name: str, what: str) -> NDArray[Any]:
+            if name not in arrays:
+                raise ValueError(f"{what}={name!r} is not a key of data; its keys are: {', '.join(arrays)}")
+            return arrays[name]
+
+        self.x, self.y = get(logits, "logits"), get(labels, "labels")
+        _check_pair(self.x.shape, self.y.shape, f"data[{logits!r}]", f"data[{labels!r}]")
+        self.w = None if weight is None else get(weight, "weight")
+        names = [group_by] if isinstance(group_by, str) else list(group_by or [])
+        self.groups = [get(n, "group_by") for n in names]
+        self.ids = None if id_column is None else get(id_column, "id_column")
+        self.rows = len(self.x)
+        classes = self.x.shape[1] if self.x.ndim == 2 else 1
+        self.class_names = [str(c) for c in range(classes)] if self.x.ndim == 2 else [logits]
+        self.label_names = self.class_names
+        self.description = "dict of arrays"
+
+    def chunks(self, chunk_rows: int) -> Iterator[Chunk]:
+        for start in range(0, self.rows, chunk_rows):
+            part = slice(start, start + chunk_rows)
+            yield Chunk(
+                self.x[part], self.y[part], None if self.w is None else self.w[part], start, len(self.x[part]),
+                groups=[g[part] for g in self.groups] or None, ids=None if self.ids is None else self.ids[part],
+            )  # fmt: skip

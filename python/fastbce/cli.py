@@ -4,10 +4,14 @@
     fastbce score logits.npy labels.npy               # two .npy files
     fastbce score data.npz --logits x --labels y      # two .npz members
     fastbce score preds.parquet --logits 'logit_*' --labels 'label_*'
+    fastbce score 'preds/date=*/' --logits score --labels clicked \
+        --group-by date --metrics logloss,brier,ece,auc --plot calibration.png
     fastbce demo                                      # the worked example, timed
 
 Inputs are read in chunks of rows, so files larger than memory are scored
-with memory bounded by a few chunks (see `--chunk-rows`).
+with memory bounded by a few chunks (see `--chunk-rows`; AUC and equal-mass
+bins keep the scores, about 5 bytes per element). Weighted metrics divide by
+the sum of the weights, as scikit-learn's `sample_weight`.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ import signal
 import sys
 import threading
 from types import FrameType
-from typing import IO, Optional, Sequence
+from typing import Optional, Sequence
 
 from ._io import InputError
-from ._scoring import ScoreOptions, Summary, open_source, score_local, weights_of
+from ._metrics import STRATEGIES, parse_metrics
+from ._result import ScoreResult
+from ._scoring import ScoreOptions, open_source, score_local, weights_of
 from ._threads import set_num_threads
 
 
@@ -43,32 +49,28 @@ def options_of(args: argparse.Namespace) -> ScoreOptions:
         json=args.json,
         dask=args.dask,
         dask_timeout=args.dask_timeout,
+        metrics=_metrics(args.metrics),
+        bins=args.bins,
+        strategy=args.bin_strategy,
+        group_by=args.group_by,
+        filters=tuple(args.filter or ()),
+        drop_null=args.drop_null,
+        id_column=args.id,
+        class_names=tuple(n.strip() for n in args.class_names.split(",")) if args.class_names else None,
+        output=args.output,
+        plot=args.plot,
+        progress=args.progress,
     )
 
 
-def print_summary(summary: Summary, stream: IO[str]) -> None:
-    kind = "probabilities" if summary.probabilities else "logits"
-    stream.write(f"fastbce score: {summary.inputs} ({kind})\n")
-    stream.write(f"  elements   {summary.count:,} ({summary.rows:,} rows x {summary.classes} classes)\n")
-    stream.write(f"  mean loss  {summary.mean:.8g}\n")
-    stream.write(f"  sum        {summary.sum:.10g}\n")
-    if summary.classes > 1:
-        width = max(len(n) for n in summary.class_names)
-        stream.write(f"  per class (mean loss per row):\n    {'class':<{width}}  mean\n")
-        for name, value in zip(summary.class_names, summary.per_class_mean, strict=True):
-            stream.write(f"    {name:<{width}}  {value:.6g}\n")
-    rate = summary.elements_per_second
-    stream.write(f"  time       {summary.seconds:.3f} s, {rate / 1e6:.1f} M elements/s on {summary.threads} threads\n")
-    if summary.scoring_seconds:
-        scoring = summary.count / summary.scoring_seconds
-        stream.write(
-            f"             of which scoring {summary.scoring_seconds:.3f} s ({scoring / 1e6:.0f} M elements/s)\n"
-        )
-    if summary.per_sample:
-        stream.write(f"  per-sample losses written to {summary.per_sample}\n")
+def _metrics(text: str) -> tuple[str, ...]:
+    try:
+        return parse_metrics(text)
+    except ValueError as exc:
+        raise InputError(f"--metrics: {exc}") from None
 
 
-def score(args: ScoreOptions) -> Summary:
+def score(args: ScoreOptions) -> ScoreResult:
     """Runs `fastbce score` with the options `args`."""
     if args.threads is not None:
         if args.threads < 1:
@@ -76,6 +78,12 @@ def score(args: ScoreOptions) -> Summary:
         set_num_threads(args.threads)
     if args.chunk_rows is not None and args.chunk_rows < 1:
         raise InputError(f"--chunk-rows must be at least 1, got {args.chunk_rows}")
+    if args.bins < 1:
+        raise InputError(f"--bins must be at least 1, got {args.bins}")
+    if args.output and not args.output.lower().endswith((".csv", ".parquet", ".json")):
+        raise InputError(f"--output writes .csv, .parquet or .json files, not {args.output}")
+    if args.plot:
+        require_matplotlib()
     if args.dask_timeout <= 0:
         raise InputError(f"--dask-timeout must be more than 0 seconds, got {args.dask_timeout:g}")
     source = open_source(args)
@@ -93,17 +101,53 @@ def score(args: ScoreOptions) -> Summary:
 
 def cmd_score(args: argparse.Namespace) -> int:
     options = options_of(args)
-    summary = score(options)
-    for warning in summary.warnings:
+    result = score(options)
+    for warning in result.warnings:
         print(f"fastbce score: warning: {warning}", file=sys.stderr)
+    if options.output:
+        write_output(result, options.output)
+    if options.plot:
+        from ._plot import plot
+
+        plot(result, options.plot)
     if options.json:
         import json
 
-        json.dump(summary.to_dict(), sys.stdout, indent=1)
+        json.dump(result.to_dict(), sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
-        print_summary(summary, sys.stdout)
+        sys.stdout.write(result.summary())
     return 0
+
+
+def require_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise InputError("--plot needs matplotlib: pip install 'fastbce[plot]'") from None
+
+
+def write_output(result: ScoreResult, path: str) -> None:
+    """The metrics table (a row per group and class) to CSV or Parquet, or
+    everything (as --json prints it) to JSON."""
+    try:
+        if path.lower().endswith(".json"):
+            import json
+
+            with open(path, "w") as f:
+                json.dump(result.to_dict(), f, indent=1)
+            return
+        table = result.to_arrow()
+        if path.lower().endswith(".csv"):
+            import pyarrow.csv as pcsv
+
+            pcsv.write_csv(table, path)
+        else:
+            import pyarrow.parquet as pq
+
+            pq.write_table(table, path)
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -131,7 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     score.add_argument(
-        "inputs", nargs="*", help="two .npy files (logits, labels), or one .npz/Parquet/Feather/CSV file"
+        "inputs",
+        nargs="*",
+        help="two .npy files (logits, labels), an .npz file, or Parquet/Arrow/CSV files, directories (hive "
+        "partitions key=value become columns) or globs",
     )
     score.add_argument("--demo", action="store_true", help="score built-in synthetic multi-label data")
     score.add_argument("--demo-rows", type=int, default=1_000_000, help="rows of the demo data (default 1,000,000)")
@@ -146,7 +193,37 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--weight", help="a number, a .npy file ((C,), (N,) or (N, C)) or weight column(s)")
     score.add_argument("--pos-weight", help="a number, C comma-separated numbers or a .npy file of shape (C,)")
     score.add_argument(
-        "--per-sample", metavar="OUT", help="write per-row losses (mean over classes) to .npy or .parquet"
+        "--metrics",
+        default="logloss",
+        help="comma-separated, among logloss, brier, ece, auc (default logloss)",
+    )
+    score.add_argument("--bins", type=int, default=10, help="reliability bins for ece (default 10)")
+    score.add_argument(
+        "--bin-strategy",
+        choices=STRATEGIES,
+        default="uniform",
+        help="bins of equal width (uniform, default) or equal mass (quantile)",
+    )
+    score.add_argument("--group-by", metavar="COLS", help="metrics per group of these columns (tables only)")
+    score.add_argument(
+        "--filter",
+        action="append",
+        metavar="EXPR",
+        help="keep rows where COLUMN OP VALUE holds (OP: = != < <= > >=; 'COL=a,b' keeps either); repeatable",
+    )
+    score.add_argument("--drop-null", action="store_true", help="skip rows with missing values (counted)")
+    score.add_argument("--class-names", metavar="NAMES", help="comma-separated class names (default: label columns)")
+    score.add_argument("--output", metavar="FILE", help="write the metrics table to .csv or .parquet (or all to .json)")
+    score.add_argument("--plot", metavar="FILE", help="draw the reliability diagram (and per-group loss) to .png")
+    score.add_argument(
+        "--per-sample", metavar="OUT", help="write per-row losses (mean over classes) to .npy, .parquet or .csv"
+    )
+    score.add_argument("--id", metavar="COL", help="the id column of --per-sample (default: the row number)")
+    score.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress line on stderr (default: when stderr is a terminal)",
     )
     score.add_argument("--threads", type=int, help="threads to use (default: all)")
     score.add_argument("--chunk-rows", type=int, help="rows per chunk (default: about 8 million elements)")

@@ -1,0 +1,484 @@
+"""Evaluation metrics over a stream of rows: log-loss, Brier score, expected
+calibration error (with its reliability table) and ROC AUC, per class and
+per group.
+
+Weighted as scikit-learn weights `sample_weight`: a weighted mean is divided
+by the sum of the weights. (The tensor API divides by the element count,
+as PyTorch does; docs/metrics.md sets the two side by side.)
+
+A `Tally` holds the sums of the rows it was given. Two tallies of disjoint
+rows merge into the tally of both (Dask combines them so), and `finish`
+turns one into `MetricRow`s and `BinRow`s.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Dict, Hashable, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import _core
+from ._functional import binary_cross_entropy, binary_cross_entropy_with_logits, sigmoid, sum64
+from ._threads import get_num_threads
+
+__all__ = ["METRICS", "STRATEGIES", "BinRow", "MetricRow", "Tally", "parse_metrics", "roc_auc"]
+
+#: The metrics, in the order they are reported.
+METRICS = ("logloss", "brier", "ece", "auc")
+#: Reliability bins: equal width in probability, or equal mass (quantiles).
+STRATEGIES = ("uniform", "quantile")
+
+F64 = NDArray[np.float64]
+#: One class's values of a chunk: a column (1-D, any stride) of the rows.
+Column = NDArray[Any]
+#: A chunk's values: an (rows, classes) array, or one column per class.
+Columns = Union[NDArray[Any], Sequence[Column]]
+#: A group's key: one value per group-by column.
+Key = Tuple[Hashable, ...]
+
+
+def parse_metrics(metrics: Union[str, Iterable[str]]) -> Tuple[str, ...]:
+    """The metrics named by `metrics` (comma-separated text or names), in
+    the order of `METRICS`; ValueError for an unknown name."""
+    names = [m.strip().lower() for m in (metrics.split(",") if isinstance(metrics, str) else metrics)]
+    names = [m for m in names if m]
+    unknown = [m for m in names if m not in METRICS]
+    if unknown or not names:
+        raise ValueError(f"metrics must be among {', '.join(METRICS)}; got {', '.join(unknown) or 'none'}")
+    return tuple(m for m in METRICS if m in names)
+
+
+def column(values: Columns, c: int) -> Column:
+    """Column `c` of a chunk's values."""
+    if isinstance(values, np.ndarray):
+        return values if values.ndim == 1 else values[:, c]
+    return values[c]
+
+
+def roc_auc(scores: NDArray[Any], labels: NDArray[Any], weights: Optional[NDArray[Any]]) -> float:
+    """The area under the ROC curve: the (weighted) share of (positive,
+    negative) pairs ranked in order, ties counting one half, as
+    `sklearn.metrics.roc_auc_score`. NaN without both classes or with a NaN
+    score.
+
+    Both sides are sorted (NumPy's vectorized sort), then each positive
+    finds its place among the negatives in order, which keeps the binary
+    searches in cache; unweighted, the pair counts are exact integers."""
+    positive = labels == 1
+    if np.isnan(scores).any():
+        return math.nan
+    pos, neg = scores[positive], scores[~positive]
+    if not len(pos) or not len(neg):
+        return math.nan
+    if weights is None:
+        pos, neg = np.sort(pos), np.sort(neg)
+        below = np.searchsorted(neg, pos, "left")
+        upto = np.searchsorted(neg, pos, "right")
+        pairs = 2 * int(below.sum(dtype=np.int64)) + int((upto - below).sum(dtype=np.int64))
+        return pairs / (2 * len(pos) * len(neg))
+    w_pos, w_neg = weights[positive].astype(np.float64), weights[~positive].astype(np.float64)
+    order = np.argsort(neg, kind="stable")
+    neg = neg[order]
+    cumulative = np.concatenate([[0.0], np.cumsum(w_neg[order])])
+    order = np.argsort(pos, kind="stable")
+    pos, w_pos = pos[order], w_pos[order]
+    below = cumulative[np.searchsorted(neg, pos, "left")]
+    upto = cumulative[np.searchsorted(neg, pos, "right")]
+    return float(np.dot(w_pos, below + upto) / (2 * w_pos.sum() * cumulative[-1]))
+
+
+def probabilities_of(values: Column, probabilities: bool, buffer: F64) -> F64:
+    """The predicted probabilities of a column, in float64: the values
+    themselves, or the sigmoid of the logits (`fastbce.sigmoid` of the
+    float64 logits)."""
+    p = buffer[: len(values)]
+    np.copyto(p, values, casting="unsafe")
+    return p if probabilities else sigmoid(p, out=p)
+
+
+def bin_of(p: F64, edges: F64) -> NDArray[np.intp]:
+    """The bin of each probability, as `sklearn.calibration.calibration_curve`
+    bins it (edges[i] < p <= edges[i + 1], the first bin closed)."""
+    return np.searchsorted(edges[1:-1], p)
+
+
+@dataclass
+class MetricRow:
+    """The metrics of one group and class (class None: every class pooled)."""
+
+    group: Key
+    cls: Optional[int]
+    rows: int
+    count: int
+    weight: float
+    positives: float
+    loss_sum: float
+    metrics: Dict[str, float]
+
+
+@dataclass
+class BinRow:
+    """One bin of a reliability table: weighted means of its elements."""
+
+    group: Key
+    cls: Optional[int]
+    bin: int
+    lower: float
+    upper: float
+    count: int
+    weight: float
+    mean_predicted: float
+    observed_rate: float
+
+
+class Tally:
+    """The sums behind the metrics, per group and class, of the rows given.
+
+    Keeps per group and class: rows, elements, the sum of the weights, the
+    positives, the weighted loss and Brier sums and (uniform bins) the
+    reliability bins' sums; for AUC and equal-mass bins, also the values,
+    labels and weights themselves (which AUC needs exactly: memory grows
+    with the rows, about 5 bytes per float32 element)."""
+
+    def __init__(
+        self,
+        classes: int,
+        *,
+        metrics: Sequence[str] = ("logloss",),
+        bins: int = 10,
+        strategy: str = "uniform",
+        probabilities: bool = False,
+        pos_weight: Optional[NDArray[Any]] = None,
+    ) -> None:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be 'uniform' or 'quantile', got {strategy!r}")
+        if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
+            raise ValueError(f"bins must be a whole number of at least 1, got {bins!r}")
+        self.classes = classes
+        self.metrics = parse_metrics(metrics)
+        self.bins, self.strategy = int(bins), strategy
+        self.probabilities = probabilities
+        self.pos_weight = None if pos_weight is None else np.broadcast_to(np.asarray(pos_weight), (classes,))
+        self.edges = np.linspace(0.0, 1.0, self.bins + 1)
+        self.keys: List[Key] = []
+        self._index: Dict[Key, int] = {}
+        self.rows = np.zeros(0, np.int64)
+        shape = (0, classes)
+        self.count = np.zeros(shape, np.int64)
+        self.weight, self.positives = np.zeros(shape), np.zeros(shape)
+        self.loss, self.brier = np.zeros(shape), np.zeros(shape)
+        self.bin_sums = np.zeros((*shape, self.bins, 3))  # weight, weight * p, weight * y
+        self.bin_count = np.zeros((*shape, self.bins), np.int64)
+        self.kept: List[List[List[Tuple[NDArray[Any], NDArray[Any], Optional[NDArray[Any]]]]]] = []
+        # The loss of ungrouped rows, summed by the kernel (exactly for the
+        # total of an (N, C) stream: its bits are those of one call).
+        self._running: Optional[_core.RunningSums] = None
+        self._buffers: Tuple[F64, F64] = (np.zeros(0), np.zeros(0))
+
+    # ----------------------------------------------------------- groups
+
+    @property
+    def keeps_values(self) -> bool:
+        return "auc" in self.metrics or ("ece" in self.metrics and self.strategy == "quantile")
+
+    def group(self, key: Key) -> int:
+        """The index of the group `key`, added if new."""
+        index = self._index.get(key)
+        if index is None:
+            index = self._index[key] = len(self.keys)
+            self.keys.append(key)
+            for name in ("rows", "count", "weight", "positives", "loss", "brier", "bin_sums", "bin_count"):
+                array = getattr(self, name)
+                setattr(self, name, np.concatenate([array, np.zeros((1, *array.shape[1:]), array.dtype)]))
+            self.kept.append([[] for _ in range(self.classes)])
+        return index
+
+    # ----------------------------------------------------------- update
+
+    def update(
+        self,
+        logits: Columns,
+        labels: Columns,
+        weight: Optional[Columns] = None,
+        codes: Optional[NDArray[np.integer[Any]]] = None,
+        keys: Sequence[Key] = ((),),
+    ) -> None:
+        """Adds a chunk: `logits` (or probabilities) and `labels` as (rows,
+        classes) arrays or one column per class; `weight` per row (rows,),
+        per element, or None; `codes[i]` the index in `keys` of row i's
+        group (None: every row in `keys[0]`)."""
+        rows = len(column(logits, 0))
+        ids = np.array([self.group(tuple(k)) for k in keys], np.intp)
+        if codes is None:
+            group_ids: Optional[NDArray[np.intp]] = None
+            self.rows[ids[0]] += rows
+        else:
+            group_ids = ids[codes]
+            self.rows += np.bincount(group_ids, minlength=len(self.keys))
+        if group_ids is None:
+            self._add_loss_sums(int(ids[0]), logits, labels, weight)
+        for c in range(self.classes):
+            x, y = column(logits, c), column(labels, c)
+            w = None if weight is None else column(weight, c if _per_element(weight) else 0)
+            self._add_class(c, x, y, w, ids[0] if group_ids is None else group_ids)
+
+    def _add_loss_sums(self, gid: int, logits: Columns, labels: Columns, weight: Optional[Columns]) -> None:
+        """The loss sums of one group's chunk, by the kernel, per class: in
+        one call for an (N, C) array (group 0 only: its running sums)."""
+        w = weight
+        if isinstance(w, np.ndarray) and w.ndim == 1 and isinstance(logits, np.ndarray) and logits.ndim == 2:
+            w = w.reshape(-1, 1)
+        matrix = isinstance(logits, np.ndarray) and isinstance(labels, np.ndarray)
+        if matrix and gid == 0 and (w is None or isinstance(w, np.ndarray)):
+            if self._running is None:
+                self._running = _core.RunningSums(self.classes if logits.ndim == 2 else None)
+            sum64(self.probabilities, logits, labels, w, self.pos_weight, into=self._running,
+                  axis=0 if logits.ndim == 2 else None)  # fmt: skip
+            return
+        for c in range(self.classes):
+            sums = _core.RunningSums()
+            wc = None if weight is None else column(weight, c if _per_element(weight) else 0)
+            pw = None if self.pos_weight is None else self.pos_weight[c]
+            sum64(self.probabilities, column(logits, c), column(labels, c), wc, pw, into=sums)
+            self.loss[gid, c] += sums.total
+
+    def _buffer(self, rows: int) -> Tuple[F64, F64]:
+        if len(self._buffers[0]) < rows:
+            self._buffers = (np.empty(rows), np.empty(rows))
+        return self._buffers
+
+    def _add_class(self, c: int, x: Column, y: Column, w: Optional[Column], gid: Union[int, NDArray[np.intp]]) -> None:
+        """Adds class `c`'s column of a chunk to the sums of group `gid`
+        (one group, or the group of each row)."""
+        grouped = not isinstance(gid, (int, np.integer))
+        groups = len(self.keys)
+
+        def add(target: NDArray[Any], values: Optional[NDArray[Any]]) -> None:
+            if grouped:
+                target[:, c] += np.bincount(gid, weights=values, minlength=groups)
+            else:
+                target[gid, c] += len(x) if values is None else values.sum(dtype=np.float64)
+
+        add(self.count, None)
+        add(self.weight, w)
+        add(self.positives, y)
+        if grouped:
+            pw = None if self.pos_weight is None else self.pos_weight[c]
+            x64, _ = self._buffer(len(x))
+            np.copyto(x64[: len(x)], x, casting="unsafe")
+            if self.probabilities:
+                loss = binary_cross_entropy(x64[: len(x)], y, w, "none")
+            else:
+                loss = binary_cross_entropy_with_logits(x64[: len(x)], y, w, "none", pw)
+            add(self.loss, loss)
+        if "brier" in self.metrics or ("ece" in self.metrics and self.strategy == "uniform"):
+            first, second = self._buffer(len(x))
+            p = probabilities_of(x, self.probabilities, first)
+            if "ece" in self.metrics and self.strategy == "uniform":
+                self._add_bins(c, p, y, w, gid)
+            if "brier" in self.metrics:
+                d = second[: len(x)]
+                np.subtract(p, y, out=d)
+                np.multiply(d, d, out=d)
+                if w is not None:
+                    np.multiply(d, w, out=d)
+                add(self.brier, d)
+        if self.keeps_values:
+            self._keep(c, x, y, w, gid)
+
+    def _add_bins(self, c: int, p: F64, y: Column, w: Optional[Column], gid: Union[int, NDArray[np.intp]]) -> None:
+        index = bin_of(p, self.edges)
+        grouped = not isinstance(gid, (int, np.integer))
+        if grouped:
+            index = index + np.asarray(gid) * self.bins
+        size = self.bins * (len(self.keys) if grouped else 1)
+        wy = y.astype(np.float64) if w is None else y * np.asarray(w, np.float64)
+        wp = p if w is None else p * w
+        sums = np.stack([np.bincount(index, weights=v, minlength=size) for v in (w, wp, wy)], axis=-1)
+        counts = np.bincount(index, minlength=size)
+        if grouped:
+            self.bin_sums[:, c] += sums.reshape(-1, self.bins, 3)
+            self.bin_count[:, c] += counts.reshape(-1, self.bins)
+        else:
+            self.bin_sums[gid, c] += sums
+            self.bin_count[gid, c] += counts
+
+    def _keep(self, c: int, x: Column, y: Column, w: Optional[Column], gid: Union[int, NDArray[np.intp]]) -> None:
+        if isinstance(gid, (int, np.integer)):
+            self.kept[gid][c].append((np.array(x), np.array(y), None if w is None else np.array(w)))
+            return
+        order = np.argsort(gid, kind="stable")
+        bounds = np.searchsorted(gid[order], np.arange(len(self.keys) + 1))
+        for g in range(len(self.keys)):
+            rows = order[bounds[g] : bounds[g + 1]]
+            if len(rows):
+                self.kept[g][c].append((x[rows], y[rows], None if w is None else w[rows]))
+
+    # ------------------------------------------------------------ merge
+
+    def settle(self) -> None:
+        """Moves the kernel's running loss sums into the plain sums (to
+        merge or pickle)."""
+        if self._running is not None:
+            sums = self._running.sums
+            self.loss[0] += sums if sums is not None else self._running.total
+            self._running = None
+        self._buffers = (np.zeros(0), np.zeros(0))
+
+    def __getstate__(self) -> Dict[str, Any]:
+        self.settle()
+        return self.__dict__
+
+    def merge(self, other: Tally) -> None:
+        """Adds the sums of `other` (a tally of other rows, made with the
+        same settings)."""
+        other.settle()
+        for g, key in enumerate(other.keys):
+            mine = self.group(key)
+            for name in ("rows", "count", "weight", "positives", "loss", "brier", "bin_sums", "bin_count"):
+                getattr(self, name)[mine] += getattr(other, name)[g]
+            for c in range(self.classes):
+                self.kept[mine][c].extend(other.kept[g][c])
+
+    # ----------------------------------------------------------- finish
+
+    def loss_sums(self) -> F64:
+        """The loss summed per group and class."""
+        loss = self.loss.copy()
+        if self._running is not None:
+            sums = self._running.sums
+            loss[0] += sums if sums is not None else self._running.total
+        return loss
+
+    def total_loss(self) -> float:
+        """The loss summed over everything (exactly rounded for an
+        ungrouped (N, C) stream)."""
+        if self._running is not None and not self.loss.any() and len(self.keys) == 1:
+            return float(self._running.total)
+        return math.fsum(self.loss_sums().ravel())
+
+    def finish(
+        self, group_order: Optional[Sequence[int]] = None, pooled: bool = False
+    ) -> Tuple[List[MetricRow], List[BinRow]]:
+        """The metrics of every group (in `group_order`) and class, then of
+        every class pooled (where there are several), then of every group
+        pooled (where there are several, or with `pooled`; key ()); and the
+        reliability bins."""
+        if group_order is None:
+            group_order = range(len(self.keys))
+        cells: List[Tuple[Key, Sequence[int], Optional[int]]] = []
+        every_class: List[Optional[int]] = [*range(self.classes), *([None] if self.classes > 1 else [])]
+        for g in group_order:
+            cells.extend((self.keys[g], [g], c) for c in every_class)
+        if len(self.keys) > 1 or (pooled and self.keys != [()]):
+            cells.extend(((), list(group_order), c) for c in every_class)
+        loss = self.loss_sums()
+        threads = min(get_num_threads(), len(cells)) if self.keeps_values else 1
+        if threads > 1:  # sorting for AUC and quantiles: NumPy releases the GIL
+            with ThreadPoolExecutor(threads) as pool:
+                results = list(pool.map(lambda cell: self._cell(loss, *cell), cells))
+        else:
+            results = [self._cell(loss, *cell) for cell in cells]
+        return [r for r, _ in results], [b for _, bins in results for b in bins]
+
+    def _cell(self, loss: F64, key: Key, groups: Sequence[int], cls: Optional[int]) -> Tuple[MetricRow, List[BinRow]]:
+        classes = list(range(self.classes)) if cls is None else [cls]
+        g, c = np.ix_(list(groups), classes)
+        weight = float(self.weight[g, c].sum())
+        row = MetricRow(
+            group=key,
+            cls=cls,
+            rows=int(self.rows[list(groups)].sum()),
+            count=int(self.count[g, c].sum()),
+            weight=weight,
+            positives=float(self.positives[g, c].sum()),
+            loss_sum=float(math.fsum(loss[g, c].ravel())),
+            metrics={},
+        )
+        kept = [piece for gi in groups for ci in classes for piece in self.kept[gi][ci]]
+        values = _concatenate(kept) if kept else None
+        bins: List[BinRow] = []
+        for name in self.metrics:
+            if name == "logloss":
+                row.metrics[name] = _ratio(row.loss_sum, weight)
+            elif name == "brier":
+                row.metrics[name] = _ratio(float(self.brier[g, c].sum()), weight)
+            elif name == "ece":
+                bins = self._reliability(key, cls, g, c, values)
+                row.metrics[name] = _ece(bins)
+            elif values is not None:
+                _check_binary(values[1], cls)
+                row.metrics[name] = roc_auc(*values)
+        return row, bins
+
+    def _reliability(
+        self, key: Key, cls: Optional[int], g: Any, c: Any, values: Optional[Tuple[NDArray[Any], ...]]
+    ) -> List[BinRow]:
+        edges = self.edges
+        if self.strategy == "uniform":
+            sums, counts = self.bin_sums[g, c].sum(axis=(0, 1)), self.bin_count[g, c].sum(axis=(0, 1))
+        else:
+            assert values is not None
+            x, y, w = values
+            p = probabilities_of(x, self.probabilities, np.empty(len(x)))
+            edges = np.percentile(p, np.linspace(0, 100, self.bins + 1)) if len(p) else edges
+            index = bin_of(p, edges)
+            wy = y.astype(np.float64) if w is None else y * w.astype(np.float64)
+            wp = p if w is None else p * w
+            sums = np.stack([np.bincount(index, weights=v, minlength=self.bins) for v in (w, wp, wy)], axis=-1)
+            counts = np.bincount(index, minlength=self.bins)
+        return [
+            BinRow(
+                key,
+                cls,
+                b,
+                float(edges[b]),
+                float(edges[b + 1]),
+                int(counts[b]),
+                float(sums[b, 0]),
+                _ratio(sums[b, 1], sums[b, 0]),
+                _ratio(sums[b, 2], sums[b, 0]),
+            )  # fmt: skip
+            for b in range(self.bins)
+            if counts[b]
+        ]
+
+
+def _per_element(weight: Columns) -> bool:
+    """Whether a weight holds a column per class (rather than one per row)."""
+    if isinstance(weight, np.ndarray):
+        return weight.ndim == 2 and weight.shape[1] > 1
+    return len(weight) > 1
+
+
+def _concatenate(
+    pieces: List[Tuple[NDArray[Any], NDArray[Any], Optional[NDArray[Any]]]],
+) -> Tuple[NDArray[Any], NDArray[Any], Optional[NDArray[Any]]]:
+    x = np.concatenate([p[0] for p in pieces])
+    y = np.concatenate([p[1] for p in pieces])
+    weighted = any(p[2] is not None for p in pieces)
+    w = np.concatenate([np.ones(len(p[0])) if p[2] is None else p[2] for p in pieces]) if weighted else None
+    return x, y, w
+
+
+def _check_binary(labels: NDArray[Any], cls: Optional[int]) -> None:
+    if labels.dtype != np.bool_ and not np.isin(labels, (0, 1)).all():
+        where = "" if cls is None else f" (class {cls})"
+        raise ValueError(f"auc needs labels that are 0 or 1{where}; soft labels have no ROC curve")
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return float(numerator / denominator) if denominator else math.nan
+
+
+def _ece(bins: List[BinRow]) -> float:
+    """Expected calibration error: the weight-averaged gap between the
+    mean predicted probability and the observed rate, over the bins."""
+    total = sum(b.weight for b in bins)
+    if not total:
+        return math.nan
+    return math.fsum(b.weight * abs(b.mean_predicted - b.observed_rate) for b in bins) / total
