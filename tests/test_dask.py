@@ -214,5 +214,6 @@ def test_score_refuses_what_the_local_path_refuses_with_the_same_line(client, tm
     )  # fmt: skip
     assert done.returncode == 1
     assert done.stderr == (
-        "fastbce score: error: nulls.parquet: column 'logit_1' has a missing value at row 613 (--drop-null skips rows with missing values)\n"
+        "fastbce score: error: nulls.parquet: column 'logit_1' has a missing value at row 613 "
+        "(--drop-null skips rows with missing values)\n"
     )

@@ -49,17 +49,6 @@ def _read_rows(path: str, start: int, stop: int) -> Array:
         reader.close()
 
 
-def _read_row_group(path: str, name: str, group: int, first_row: int, columns: List[str]) -> Array:
-    """Row group `group` (rows `first_row` on) of the file `name`, at `path` for the workers."""
-    import pyarrow.parquet as pq
-
-    try:
-        table = pq.ParquetFile(path).read_row_group(group, columns=columns)
-    except OSError as exc:
-        raise InputError(f"a Dask worker cannot read {path}: {exc}") from None
-    return np.column_stack([column_values(table.column(c), c, name, first_row) for c in columns])
-
-
 def _stacked_npy(reader: NpyRows, chunk_rows: int) -> da.Array:
     """A .npy file's rows as a lazy Dask array of blocks of `chunk_rows`."""
     h = reader.header
@@ -84,7 +73,8 @@ def _read_row_group(path: str, name: str, group: int, first_row: int, columns: L
     except OSError as exc:
         raise InputError(f"a Dask worker cannot read {path}: {exc}") from None
     if not numeric:
-        return table.column(columns[0]).to_numpy(zero_copy_only=False)
+        values: Array = table.column(columns[0]).to_numpy(zero_copy_only=False)
+        return values
     return np.column_stack([column_values(table.column(c), c, name, first_row) for c in columns])
 
 

@@ -426,7 +426,7 @@ class MatrixSource(Source):
         self.description = "dict of arrays"
 
     def chunks(self, chunk_rows: int) -> Iterator[Chunk]:
-        for start in range(0, self.rows, chunk_rows):
+        for start in range(0, len(self.x), chunk_rows):
             part = slice(start, start + chunk_rows)
             yield Chunk(
                 self.x[part], self.y[part], None if self.w is None else self.w[part], start, len(self.x[part]),

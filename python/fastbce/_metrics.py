@@ -39,6 +39,8 @@ Column = NDArray[Any]
 Columns = Union[NDArray[Any], Sequence[Column]]
 #: A group's key: one value per group-by column.
 Key = Tuple[Hashable, ...]
+#: Values, labels and weights kept for AUC and equal-mass bins.
+Kept = Tuple[NDArray[Any], NDArray[Any], Optional[NDArray[Any]]]
 
 
 def parse_metrics(metrics: Union[str, Iterable[str]]) -> Tuple[str, ...]:
@@ -173,7 +175,7 @@ class Tally:
         self.loss, self.brier = np.zeros(shape), np.zeros(shape)
         self.bin_sums = np.zeros((*shape, self.bins, 3))  # weight, weight * p, weight * y
         self.bin_count = np.zeros((*shape, self.bins), np.int64)
-        self.kept: List[List[List[Tuple[NDArray[Any], NDArray[Any], Optional[NDArray[Any]]]]]] = []
+        self.kept: List[List[List[Kept]]] = []
         # The loss of ungrouped rows, summed by the kernel (exactly for the
         # total of an (N, C) stream: its bits are those of one call).
         self._running: Optional[_core.RunningSums] = None
@@ -232,8 +234,8 @@ class Tally:
         w = weight
         if isinstance(w, np.ndarray) and w.ndim == 1 and isinstance(logits, np.ndarray) and logits.ndim == 2:
             w = w.reshape(-1, 1)
-        matrix = isinstance(logits, np.ndarray) and isinstance(labels, np.ndarray)
-        if matrix and gid == 0 and (w is None or isinstance(w, np.ndarray)):
+        if isinstance(logits, np.ndarray) and isinstance(labels, np.ndarray) and gid == 0 and (
+                w is None or isinstance(w, np.ndarray)):  # fmt: skip
             if self._running is None:
                 self._running = _core.RunningSums(self.classes if logits.ndim == 2 else None)
             sum64(self.probabilities, logits, labels, w, self.pos_weight, into=self._running,
@@ -415,9 +417,7 @@ class Tally:
                 row.metrics[name] = roc_auc(*values)
         return row, bins
 
-    def _reliability(
-        self, key: Key, cls: Optional[int], g: Any, c: Any, values: Optional[Tuple[NDArray[Any], ...]]
-    ) -> List[BinRow]:
+    def _reliability(self, key: Key, cls: Optional[int], g: Any, c: Any, values: Optional[Kept]) -> List[BinRow]:
         edges = self.edges
         if self.strategy == "uniform":
             sums, counts = self.bin_sums[g, c].sum(axis=(0, 1)), self.bin_count[g, c].sum(axis=(0, 1))
@@ -425,7 +425,7 @@ class Tally:
             assert values is not None
             x, y, w = values
             p = probabilities_of(x, self.probabilities, np.empty(len(x)))
-            edges = np.percentile(p, np.linspace(0, 100, self.bins + 1)) if len(p) else edges
+            edges = np.percentile(p, np.linspace(0, 1, self.bins + 1) * 100) if len(p) else edges
             index = bin_of(p, edges)
             wy = y.astype(np.float64) if w is None else y * w.astype(np.float64)
             wp = p if w is None else p * w
@@ -455,9 +455,7 @@ def _per_element(weight: Columns) -> bool:
     return len(weight) > 1
 
 
-def _concatenate(
-    pieces: List[Tuple[NDArray[Any], NDArray[Any], Optional[NDArray[Any]]]],
-) -> Tuple[NDArray[Any], NDArray[Any], Optional[NDArray[Any]]]:
+def _concatenate(pieces: List[Kept]) -> Kept:
     x = np.concatenate([p[0] for p in pieces])
     y = np.concatenate([p[1] for p in pieces])
     weighted = any(p[2] is not None for p in pieces)

@@ -93,7 +93,8 @@ class ScoreResult:
         return dict(self._overall().metrics)
 
     def _record(self, row: MetricRow) -> Dict[str, Any]:
-        record: Dict[str, Any] = {name: _finite(value) for name, value in zip(self.group_by, row.group, strict=False)}
+        # Every group pooled (key ()): the group columns are None.
+        record: Dict[str, Any] = {name: row.group[i] if row.group else None for i, name in enumerate(self.group_by)}
         record["class"] = "all" if row.cls is None else self.class_names[row.cls]
         record.update(rows=row.rows, count=row.count, positives=row.positives, weight=row.weight)
         record.update({name: _finite(v) for name, v in row.metrics.items()})
@@ -112,6 +113,8 @@ class ScoreResult:
 
     @property
     def groups(self) -> List[Dict[str, Any]]:
+        """Per group (by key) and class; every group pooled is in
+        `per_class` and `metrics`."""
         return [self._record(r) for r in self.table if r.group != ()] if self.group_by else []
 
     @property
@@ -120,7 +123,7 @@ class ScoreResult:
         return [self._bin(b) for b in self.bin_rows if b.group == () and b.cls == pooled]
 
     def _bin(self, b: BinRow) -> Dict[str, Any]:
-        record: Dict[str, Any] = dict(zip(self.group_by, b.group, strict=False))
+        record: Dict[str, Any] = {name: b.group[i] if b.group else None for i, name in enumerate(self.group_by)}
         record["class"] = "all" if b.cls is None else self.class_names[b.cls]
         record.update(bin=b.bin, lower=b.lower, upper=b.upper, count=b.count, weight=b.weight,
                       mean_predicted=_finite(b.mean_predicted), observed_rate=_finite(b.observed_rate))  # fmt: skip

@@ -16,7 +16,7 @@ in-memory result to about 1e-12 relative. Needs the `dask` extra:
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -302,7 +302,7 @@ def score(
     tallies are merged in a fixed tree, so the sums equal the in-memory ones
     to about 1e-12 relative (AUC and equal-mass bins gather the scores).
     """
-    from dask import delayed
+    from dask.delayed import delayed
 
     names = list(groups) if isinstance(groups, dict) else None
     tally = tally_of(logits, labels, weight, list(groups.values()) if isinstance(groups, dict) else groups,
@@ -325,7 +325,7 @@ def tally_of(
     check: Optional[RowCheck] = None,
 ) -> Any:
     """The merged `Tally` of `score`'s arguments, lazy (`dask.delayed`)."""
-    from dask import delayed
+    from dask.delayed import delayed
 
     from ._metrics import Tally, parse_metrics
 
@@ -341,8 +341,9 @@ def tally_of(
     pw = None if pos_weight is None else np.asarray(pos_weight, np.float64)
     if probabilities and pw is not None:
         raise ValueError("pos_weight applies to logits, not to probabilities")
-    settings = dict(metrics=parse_metrics(metrics), bins=bins, strategy=strategy, probabilities=probabilities,
-                    pos_weight=pw)  # fmt: skip
+    settings: Dict[str, Any] = dict(
+        metrics=parse_metrics(metrics), bins=bins, strategy=strategy, probabilities=probabilities, pos_weight=pw
+    )
     Tally(classes, **settings)  # checks the settings now
     rows = x.chunks[0]
     w = _row_blocks("weight", weight, x, classes)
