@@ -256,7 +256,12 @@ def _parts(values: Columns) -> List[NDArray[Any]]:
 def _outside_unit_interval(values: Columns) -> bool:
     """Whether any value is outside [0, 1] or NaN (without a temporary array)."""
     for part in _parts(values):
-        if part.size and part.dtype != np.bool_ and not (part.min() >= 0 and part.max() <= 1):
+        if not part.size or part.dtype == np.bool_:
+            continue
+        if part.dtype.kind == "u":  # never below 0
+            if part.max() > 1:
+                return True
+        elif not (part.min() >= 0 and part.max() <= 1):
             return True
     return False
 

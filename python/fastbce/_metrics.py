@@ -267,7 +267,10 @@ class Tally:
 
         add(self.count, None)
         add(self.weight, w)
-        add(self.positives, y)
+        if not grouped and (y.dtype == np.bool_ or (y.dtype.kind == "u" and y.max() <= 1)):
+            self.positives[gid, c] += np.count_nonzero(y)  # 0/1 labels: counted (a sum converts each to float)
+        else:
+            add(self.positives, y)
         if grouped:
             pw = None if self.pos_weight is None else self.pos_weight[c]
             x64, _ = self._buffer(len(x))

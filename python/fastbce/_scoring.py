@@ -415,10 +415,12 @@ def score_local(args: ScoreOptions, source: Source, weights: Optional[Weights] =
     chunk_rows = args.chunk_rows or default_chunk_rows(classes)
     tally = new_tally(args, classes, weights)
     id_name = args.id_column or "row"
-    writer = PerSampleWriter(args.per_sample, None if args.drop_null else source.rows, input_paths(args), id_name) if (
-        args.per_sample) else None  # fmt: skip
+    writer = None
+    if args.per_sample:
+        known = source.rows if isinstance(source, (ArrayPairSource, SyntheticSource)) else None
+        writer = PerSampleWriter(args.per_sample, known, input_paths(args), id_name)
     show = sys.stderr.isatty() if args.progress is None else args.progress
-    progress = Progress(source.rows, sys.stderr, show)
+    progress = Progress(source.rows if show else None, sys.stderr, show)
     start = time.perf_counter()
     kernel = 0.0
     rows = dropped = 0

@@ -148,11 +148,11 @@ class ArrowSource(Source):
         id_column: Optional[str] = None,
         drop_null: bool = False,
         description: str,
-        rows: Optional[int] = None,
+        rows: Union[int, Callable[[], Optional[int]], None] = None,
     ) -> None:
         self.pa = require_pyarrow()
         self.names, self._batches = list(names), batches
-        self.description, self.rows = description, rows
+        self.description, self._rows = description, rows
         self.logit_columns = select_columns(logits, self.names, "--logits", description)
         self.label_columns = select_columns(labels, self.names, "--labels", description)
         if len(self.logit_columns) != len(self.label_columns):
@@ -173,6 +173,13 @@ class ArrowSource(Source):
         self.kind: Optional[str] = None
         self.filtered = False
         self.partitions: List[str] = []
+
+    @property
+    def rows(self) -> Optional[int]:  # type: ignore[override]
+        """The row count, counted on first use (a dataset may need a scan)."""
+        if callable(self._rows):
+            self._rows = self._rows()
+        return self._rows
 
     @property
     def scored_columns(self) -> List[str]:
@@ -331,22 +338,17 @@ def open_files(
         for text in filters:
             one = parse_filter(text, dataset.schema)
             expression = one if expression is None else expression & one
-        rows = None if kind == "csv" else dataset.count_rows(filter=expression)
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
         raise InputError(f"cannot read {description}: {exc}") from None
     source = ArrowSource(
         dataset.schema.names,
         lambda names, chunk_rows: scan(dataset, names, chunk_rows, expression),
         description=description,
-        rows=rows,
+        rows=None if kind == "csv" else lambda: int(dataset.count_rows(filter=expression)),
         **columns,
     )
     source.files, source.kind, source.filtered = files, kind, bool(filters)
-    if kind == "parquet":
-        import pyarrow.parquet as pq
-
-        stored = pq.read_schema(files[0]).names
-        source.partitions = [n for n in dataset.schema.names if n not in stored]
+    source.partitions = list(dataset.partitioning.schema.names) if base and dataset.partitioning else []
     return source
 
 
@@ -381,7 +383,7 @@ def open_object(data: Any, **columns: Any) -> Source:
         expression = columns.pop("filter", None)
         return ArrowSource(
             data.schema.names, lambda names, n: scan(data, names, n, expression), description=description,
-            rows=data.count_rows(filter=expression), **columns,
+            rows=lambda: int(data.count_rows(filter=expression)), **columns,
         )  # fmt: skip
     columns.pop("filter", None)
     if isinstance(data, (pa.Table, pa.RecordBatch)):
