@@ -418,13 +418,13 @@ def csv_blocks(path: str, names: List[str], parse_options: Any) -> Iterator[Any]
 
 def scan(dataset: Any, names: List[str], chunk_rows: int, expression: Any = None) -> Iterator[Any]:
     """The dataset's record batches, in order, decoded on pyarrow's threads
-    one batch ahead (so memory stays a few batches)."""
+    two batches and two files ahead (so memory stays a few batches)."""
     scanner = dataset.scanner(
         columns=names,
         filter=expression,
         batch_size=chunk_rows,
-        batch_readahead=1,
-        fragment_readahead=1,
+        batch_readahead=2,
+        fragment_readahead=2,
         use_threads=True,
     )
     yield from scanner.to_batches()
