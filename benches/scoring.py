@@ -9,9 +9,10 @@ For each format, files of float32 logits and uint8 labels are made once (in
 --dir, default a temporary directory), then, in this process, taking turns,
 `--repeats` times each:
 
-- read: the same columns read alone by pyarrow (`pyarrow.dataset` scan to
-  Arrow batches, every column touched) or, for .npy, the same bytes read
-  into a buffer; CSV: `pyarrow.csv.read_csv`;
+- read: the same columns read alone by pyarrow, whole, on all threads
+  (`pyarrow.parquet.read_table`, `pyarrow.feather.read_table`,
+  `pyarrow.csv.read_csv`), every column made a NumPy array; for .npy, the
+  same bytes read into a buffer;
 - score: `fastbce.score` of those files (log-loss per class).
 
 The table gives the medians and score / read throughput (1.0 = scoring as
@@ -32,7 +33,6 @@ from typing import Callable, Dict, List
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
-import pyarrow.dataset as ds
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
@@ -56,14 +56,13 @@ def timed(fn: Callable[[], object]) -> float:
 
 
 def read_columns(source: object, columns: List[str], fmt: str) -> int:
-    """Read the columns alone, as the scorer does: Arrow batches, every
-    column turned into NumPy (views where possible)."""
-    dataset = source if isinstance(source, ds.Dataset) else ds.dataset(source, format=fmt)
-    total = 0
-    for batch in dataset.scanner(columns=columns, use_threads=True).to_batches():
-        for column in batch.columns:
-            total += len(column.to_numpy(zero_copy_only=False))
-    return total
+    """Read the columns alone: `pyarrow.parquet.read_table` (all threads),
+    `pyarrow.feather.read_table`, then every column turned into NumPy."""
+    if fmt == "parquet":
+        table = pq.read_table(source, columns=columns)
+    else:
+        table = feather.read_table(source, columns=columns)
+    return sum(len(column.to_numpy()) for column in table.columns)
 
 
 def read_npy(paths: List[Path]) -> int:
@@ -120,7 +119,7 @@ def throughput(args: argparse.Namespace, folder: Path) -> None:
 
     compare("Parquet file", elements, lambda: read_columns(files["parquet"], columns, "parquet"),
             score(str(files["parquet"])), args.repeats)  # fmt: skip
-    compare("Arrow IPC file", elements, lambda: read_columns(files["ipc"], columns, "ipc"),
+    compare("Arrow IPC file", elements, lambda: read_columns(str(files["ipc"]), columns, "ipc"),
             score(str(files["ipc"])), args.repeats)  # fmt: skip
     dataset = str(folder / "dataset")
     compare("Parquet dataset, 32 files", elements, lambda: read_columns(dataset, columns, "parquet"),

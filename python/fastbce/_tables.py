@@ -326,6 +326,8 @@ def open_files(
     try:
         if kind == "csv" and base is None and not filters:
             source = _csv_files(files, description, columns)
+        elif kind == "ipc" and base is None and not filters:
+            source = _ipc_files(files, description, columns)
         else:
             source = _dataset(files, kind, base, filters, description, columns)
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as exc:
@@ -359,6 +361,27 @@ def _csv_files(files: List[str], description: str, columns: Dict[str, Any]) -> A
     return ArrowSource(names, batches, description=description, **columns)
 
 
+def _ipc_files(files: List[str], description: str, columns: Dict[str, Any]) -> ArrowSource:
+    """Plain Arrow IPC files, a record batch at a time (the dataset scanner
+    copies them more slowly, and holds more of them)."""
+    pa = require_pyarrow()
+    readers = [pa.ipc.open_file(pa.OSFile(path)) for path in files]
+    names = readers[0].schema.names
+    for path, reader in zip(files, readers, strict=True):
+        if reader.schema.names != names:
+            raise InputError(f"{path} has other columns than {files[0]}")
+
+    def batches(wanted: List[str], chunk_rows: int) -> Iterator[Any]:
+        for reader in readers:
+            for i in range(reader.num_record_batches):
+                yield reader.get_batch(i).select(wanted)
+
+    def rows() -> int:
+        return sum(reader.get_batch(i).num_rows for reader in readers for i in range(reader.num_record_batches))
+
+    return ArrowSource(names, batches, description=description, rows=rows, **columns)
+
+
 def _dataset(
     files: List[str], kind: str, base: Optional[str], filters: Sequence[str], description: str, columns: Dict[str, Any]
 ) -> ArrowSource:
@@ -366,7 +389,15 @@ def _dataset(
     paths below `base` become columns), filtered."""
     import pyarrow.dataset as ds
 
-    file_format: Any = ds.CsvFileFormat(parse_options=_csv_options(files)) if kind == "csv" else kind
+    file_format: Any = kind
+    if kind == "csv":
+        file_format = ds.CsvFileFormat(parse_options=_csv_options(files))
+    elif kind == "parquet":
+        # Pre-buffering whole row groups holds several of them at once: in
+        # memory (2-3x) and time it costs more than it saves when the columns
+        # are read in order.
+        options = ds.ParquetFragmentScanOptions(pre_buffer=False)
+        file_format = ds.ParquetFileFormat(default_fragment_scan_options=options)
     partitioning = ds.partitioning(flavor="hive") if base else None
     dataset = ds.dataset(files, format=file_format, partitioning=partitioning, partition_base_dir=base)
     expression = None
@@ -418,13 +449,15 @@ def csv_blocks(path: str, names: List[str], parse_options: Any) -> Iterator[Any]
 
 def scan(dataset: Any, names: List[str], chunk_rows: int, expression: Any = None) -> Iterator[Any]:
     """The dataset's record batches, in order, decoded on pyarrow's threads
-    two batches and two files ahead (so memory stays a few batches)."""
+    (Parquet a batch and two files ahead; Arrow IPC, a plain copy, in turn:
+    read-ahead there costs time and memory), so memory stays a few batches."""
+    ipc = getattr(getattr(dataset, "format", None), "default_extname", "") in ("arrow", "feather", "ipc")
     scanner = dataset.scanner(
         columns=names,
         filter=expression,
         batch_size=chunk_rows,
-        batch_readahead=2,
-        fragment_readahead=2,
+        batch_readahead=0 if ipc else 1,
+        fragment_readahead=1 if ipc else 2,
         use_threads=True,
     )
     yield from scanner.to_batches()
