@@ -136,6 +136,42 @@ def throughput(args: argparse.Namespace, folder: Path) -> None:
             lambda: cli.score(cli.ScoreOptions(inputs=(str(npy[0]), str(npy[1])))), args.repeats)  # fmt: skip
 
 
+def against_polars(args: argparse.Namespace, folder: Path) -> None:
+    """The Parquet file's log-loss per class by Polars (the stable formula
+    as expressions, float64), by the command in a new process, and by
+    `fastbce.score` in this one."""
+    import subprocess
+    import sys
+
+    try:
+        import polars as pl
+    except ImportError:
+        print("\n(Polars is not installed: no comparison with it)")
+        return
+    path = str(folder / "one.parquet")
+
+    def polars_loss() -> object:
+        means = []
+        for c in range(args.classes):
+            x, y = pl.col(f"logit_{c:02d}").cast(pl.Float64), pl.col(f"label_{c:02d}").cast(pl.Float64)
+            means.append((x.clip(lower_bound=0) - x * y + (-(x.abs())).exp().log1p()).mean().alias(str(c)))
+        return pl.scan_parquet(path).select(means).collect()
+
+    command = [sys.executable, "-m", "fastbce", "score", path, "--logits", "logit_*", "--labels", "label_*", "--json"]
+    cases = {
+        "Polars `scan_parquet(...).select(stable loss means)`": polars_loss,
+        "`fastbce score FILE --json` (a new process)": lambda: subprocess.run(command, check=True, capture_output=True),
+        "`fastbce.score(FILE)` in this process": lambda: fb.score(path, logits="logit_*", labels="label_*"),
+    }
+    times: Dict[str, List[float]] = {name: [] for name in cases}
+    for _ in range(args.repeats):
+        for name, fn in cases.items():
+            times[name].append(timed(fn))
+    print(f"\n| {args.rows * args.classes:.0e} elements, Parquet | time |\n|---|---|")
+    for name, values in times.items():
+        print(f"| {name} | {statistics.median(values):.3f} s |")
+
+
 def metrics_cost(args: argparse.Namespace) -> None:
     from sklearn.calibration import calibration_curve
     from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
@@ -182,9 +218,11 @@ def main() -> None:
         if args.dir:
             Path(args.dir).mkdir(parents=True, exist_ok=True)
             throughput(args, Path(args.dir))
+            against_polars(args, Path(args.dir))
         else:
             with tempfile.TemporaryDirectory() as folder:
                 throughput(args, Path(folder))
+                against_polars(args, Path(folder))
     metrics_cost(args)
 
 

@@ -49,7 +49,7 @@ def options_of(args: argparse.Namespace) -> ScoreOptions:
         json=args.json,
         dask=args.dask,
         dask_timeout=args.dask_timeout,
-        metrics=_metrics(args.metrics),
+        metrics=_metrics(args.metrics or ("logloss,brier,ece,auc" if args.demo or not args.inputs else "logloss")),
         bins=args.bins,
         strategy=args.bin_strategy,
         group_by=args.group_by,
@@ -194,8 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--pos-weight", help="a number, C comma-separated numbers or a .npy file of shape (C,)")
     score.add_argument(
         "--metrics",
-        default="logloss",
-        help="comma-separated, among logloss, brier, ece, auc (default logloss)",
+        help="comma-separated, among logloss, brier, ece, auc (default logloss; all four for --demo)",
     )
     score.add_argument("--bins", type=int, default=10, help="reliability bins for ece (default 10)")
     score.add_argument(
