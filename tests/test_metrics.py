@@ -199,3 +199,54 @@ def test_tallies_of_parts_merge_into_the_tally_of_the_whole():
         assert (a.group, a.cls, a.rows, a.count) == (b.group, b.cls, b.rows, b.count)
         for name in a.metrics:
             assert a.metrics[name] == pytest.approx(b.metrics[name], rel=1e-12)
+
+
+def test_auc_past_the_memory_allowed_is_binned_within_its_stated_bound():
+    rng = np.random.default_rng(21)
+    n = 300_000
+    y = (rng.uniform(size=n) < 0.3).astype(np.uint8)
+    x = (rng.normal(0, 2, n) + 1.2 * y).astype(np.float32)
+    w = rng.uniform(0.5, 2, n)
+    groups = rng.choice(np.array(["a", "b"]), n)
+    data = {"x": x, "y": y, "w": w, "g": groups}
+    exact = fb.score(data, logits="x", labels="y", weight="w", group_by="g", metrics="auc")
+    binned = fb.score(data, logits="x", labels="y", weight="w", group_by="g", metrics="auc", auc_memory=100_000,
+                      chunk_rows=50_000)  # fmt: skip
+    assert exact.to_dict()["auc_error"] is None
+    bound = binned.to_dict()["auc_error"]
+    assert 0 < bound <= 1e-6  # continuous scores: bins of 2**-17 relative width
+    want = roc_auc_score(y, x, sample_weight=w)
+    assert abs(binned.metrics["auc"] - want) <= bound
+    for group in binned.groups:
+        rows = groups == group["g"]
+        assert abs(group["auc"] - roc_auc_score(y[rows], x[rows], sample_weight=w[rows])) <= group["auc_error"]
+    assert "auc: from fine bins of the scores (more than the memory allowed); within" in binned.summary()
+
+
+def test_binned_auc_of_tied_scores_states_the_ties_as_its_bound():
+    # Every score one of two values: AUC is right (ties count one half either
+    # way), but a bin cannot tell ties from near-ties: half the pairs share one.
+    x = np.repeat([0.25, 0.75], 1000)
+    y = np.tile([0, 1], 1000)
+    binned = fb.score({"x": x, "y": y}, logits="x", labels="y", metrics="auc", auc_memory=1)
+    assert binned.metrics["auc"] == roc_auc_score(y, x) == 0.5
+    assert binned.to_dict()["auc_error"] == 0.25
+
+
+def test_equal_mass_bins_refuse_more_than_the_memory_allowed():
+    x, y, _ = generated(rows=5_000)
+    with pytest.raises(ValueError, match=r"equal-mass bins keep every prediction, and [\d,]+ bytes exceed the memory"):
+        fb.score({"x": x, "y": y}, logits="x", labels="y", metrics="ece", strategy="quantile", auc_memory=1_000)
+
+
+def test_binned_tallies_merge():
+    x, y, w = generated(rows=20_000, seed=5)
+    whole = Tally(1, metrics=["auc"], memory=1)
+    whole.update(x, y, w)
+    merged = Tally(1, metrics=["auc"], memory=1)
+    for part in np.array_split(np.arange(20_000), 3):
+        piece = Tally(1, metrics=["auc"], memory=None if part[0] else 1)  # exact and binned parts alike
+        piece.update(x[part], y[part], w[part])
+        merged.merge(piece)
+    a, b = whole.finish()[0][0], merged.finish()[0][0]
+    assert a.metrics["auc"] == pytest.approx(b.metrics["auc"], rel=1e-12) and a.auc_error == pytest.approx(b.auc_error)

@@ -108,6 +108,63 @@ def bin_of(p: F64, edges: F64) -> NDArray[np.intp]:
     return np.searchsorted(edges[1:-1], p)
 
 
+#: Bytes of predictions, labels and weights kept for exact AUC and
+#: equal-mass bins before AUC turns to binned counts.
+DEFAULT_MEMORY = 1 << 30
+
+#: Low bits of a float32 score's order key dropped by a `Histogram` bin:
+#: at most 2**26 bins (a few million in practice, 20 bytes each), each 2**-17
+#: of its value wide.
+HISTOGRAM_SHIFT = 6
+
+
+class Histogram:
+    """(positive, negative) weight per fine bin of the scores, for AUC over
+    more scores than memory holds. A bin is a float32 score with its last
+    `HISTOGRAM_SHIFT` bits dropped (in an order-keeping encoding), so bins
+    are ordered as the scores; pairs in one bin count one half, which is
+    off by at most one half of their share of all pairs: the stated bound."""
+
+    def __init__(self) -> None:
+        self.keys = np.zeros(0, np.uint32)
+        self.positive: F64 = np.zeros(0)
+        self.negative: F64 = np.zeros(0)
+        self.nan = False
+
+    def add(self, scores: NDArray[Any], labels: NDArray[Any], weights: Optional[NDArray[Any]]) -> None:
+        finite = ~np.isnan(scores)
+        self.nan = self.nan or not finite.all()
+        bits = np.asarray(scores[finite], np.float32).view(np.uint32)
+        keys = np.where(bits & np.uint32(0x80000000), ~bits, bits | np.uint32(0x80000000)) >> HISTOGRAM_SHIFT
+        w = np.ones(len(keys)) if weights is None else np.asarray(weights, np.float64)[finite]
+        positive = np.asarray(labels)[finite] == 1
+        self._combine(keys.astype(np.uint32), np.where(positive, w, 0.0), np.where(positive, 0.0, w))
+
+    def merge(self, other: Histogram) -> None:
+        self.nan = self.nan or other.nan
+        self._combine(other.keys, other.positive, other.negative)
+
+    def _combine(self, keys: NDArray[np.uint32], positive: F64, negative: F64) -> None:
+        every, where = np.unique(np.concatenate([self.keys, keys]), return_inverse=True)
+        self.positive = np.asarray(
+            np.bincount(where, np.concatenate([self.positive, positive]), len(every)), np.float64
+        )
+        self.negative = np.asarray(
+            np.bincount(where, np.concatenate([self.negative, negative]), len(every)), np.float64
+        )
+        self.keys = every.astype(np.uint32)
+
+    def auc(self) -> Tuple[float, float]:
+        """(AUC, the most it can differ from the exact value)."""
+        total_pos, total_neg = self.positive.sum(), self.negative.sum()
+        if self.nan or not total_pos or not total_neg:
+            return math.nan, 0.0
+        below = np.cumsum(self.negative) - self.negative
+        pairs = total_pos * total_neg
+        auc = float(np.dot(self.positive, below + 0.5 * self.negative) / pairs)
+        return auc, float(0.5 * np.dot(self.positive, self.negative) / pairs)
+
+
 @dataclass
 class MetricRow:
     """The metrics of one group and class (class None: every class pooled)."""
@@ -120,6 +177,8 @@ class MetricRow:
     positives: float
     loss_sum: float
     metrics: Dict[str, float]
+    #: Where AUC came from fine bins of the scores: how far it may be from the exact value.
+    auc_error: Optional[float] = None
 
 
 @dataclass
@@ -155,6 +214,7 @@ class Tally:
         strategy: str = "uniform",
         probabilities: bool = False,
         pos_weight: Optional[NDArray[Any]] = None,
+        memory: Optional[int] = DEFAULT_MEMORY,
     ) -> None:
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be 'uniform' or 'quantile', got {strategy!r}")
@@ -176,6 +236,10 @@ class Tally:
         self.bin_sums = np.zeros((*shape, self.bins, 3))  # weight, weight * p, weight * y
         self.bin_count = np.zeros((*shape, self.bins), np.int64)
         self.kept: List[List[List[Kept]]] = []
+        # Past `memory` bytes of kept values, AUC counts (positive, negative)
+        # weight per fine bin of the scores instead: `Histogram`s.
+        self.memory, self.kept_bytes = memory, 0
+        self.histograms: Optional[List[List[Histogram]]] = None
         # The loss of ungrouped rows, summed by the kernel (exactly for the
         # total of an (N, C) stream: its bits are those of one call).
         self._running: Optional[_core.RunningSums] = None
@@ -197,6 +261,8 @@ class Tally:
                 array = getattr(self, name)
                 setattr(self, name, np.concatenate([array, np.zeros((1, *array.shape[1:]), array.dtype)]))
             self.kept.append([[] for _ in range(self.classes)])
+            if self.histograms is not None:
+                self.histograms.append([Histogram() for _ in range(self.classes)])
         return index
 
     # ----------------------------------------------------------- update
@@ -314,14 +380,38 @@ class Tally:
 
     def _keep(self, c: int, x: Column, y: Column, w: Optional[Column], gid: Union[int, NDArray[np.intp]]) -> None:
         if isinstance(gid, (int, np.integer)):
-            self.kept[gid][c].append((np.array(x), np.array(y), None if w is None else np.array(w)))
-            return
-        order = np.argsort(gid, kind="stable")
-        bounds = np.searchsorted(gid[order], np.arange(len(self.keys) + 1))
-        for g in range(len(self.keys)):
-            rows = order[bounds[g] : bounds[g + 1]]
-            if len(rows):
-                self.kept[g][c].append((x[rows], y[rows], None if w is None else w[rows]))
+            pieces = [(int(gid), (np.array(x), np.array(y), None if w is None else np.array(w)))]
+        else:
+            order = np.argsort(gid, kind="stable")
+            bounds = np.searchsorted(gid[order], np.arange(len(self.keys) + 1))
+            rows = [order[bounds[g] : bounds[g + 1]] for g in range(len(self.keys))]
+            pieces = [(g, (x[r], y[r], None if w is None else w[r])) for g, r in enumerate(rows) if len(r)]
+        for g, piece in pieces:
+            if self.histograms is not None:
+                _check_binary(piece[1], c)
+                self.histograms[g][c].add(*piece)
+            else:
+                self.kept[g][c].append(piece)
+                self.kept_bytes += sum(a.nbytes for a in piece if a is not None)
+        if self.memory is not None and self.histograms is None and self.kept_bytes > self.memory:
+            self._to_histograms()
+
+    def _to_histograms(self) -> None:
+        """AUC from here on by fine bins of the scores (`Histogram`), with a
+        stated error bound: the kept values no longer fit in `memory`."""
+        if "ece" in self.metrics and self.strategy == "quantile":
+            raise ValueError(
+                f"equal-mass bins keep every prediction, and {self.kept_bytes:,} bytes exceed the memory allowed "
+                f"({self.memory:,}); use uniform bins or allow more memory"
+            )
+        self.histograms = [[Histogram() for _ in range(self.classes)] for _ in self.keys]
+        for g, per_class in enumerate(self.kept):
+            for c, pieces in enumerate(per_class):
+                for piece in pieces:
+                    _check_binary(piece[1], c)
+                    self.histograms[g][c].add(*piece)
+                pieces.clear()
+        self.kept_bytes = 0
 
     # ------------------------------------------------------------ merge
 
@@ -347,7 +437,13 @@ class Tally:
             for name in ("rows", "count", "weight", "positives", "loss", "brier", "bin_sums", "bin_count"):
                 getattr(self, name)[mine] += getattr(other, name)[g]
             for c in range(self.classes):
-                self.kept[mine][c].extend(other.kept[g][c])
+                for piece in other.kept[g][c]:
+                    self._keep(c, *piece, mine)
+                if other.histograms is not None:
+                    if self.histograms is None:
+                        self._to_histograms()
+                    assert self.histograms is not None
+                    self.histograms[mine][c].merge(other.histograms[g][c])
 
     # ----------------------------------------------------------- finish
 
@@ -415,6 +511,12 @@ class Tally:
             elif name == "ece":
                 bins = self._reliability(key, cls, g, c, values)
                 row.metrics[name] = _ece(bins)
+            elif self.histograms is not None:
+                histogram = Histogram()
+                for gi in groups:
+                    for ci in classes:
+                        histogram.merge(self.histograms[gi][ci])
+                row.metrics[name], row.auc_error = histogram.auc()
             elif values is not None:
                 _check_binary(values[1], cls)
                 row.metrics[name] = roc_auc(*values)

@@ -98,6 +98,8 @@ class ScoreResult:
         record["class"] = "all" if row.cls is None else self.class_names[row.cls]
         record.update(rows=row.rows, count=row.count, positives=row.positives, weight=row.weight)
         record.update({name: _finite(v) for name, v in row.metrics.items()})
+        if row.auc_error is not None:
+            record["auc_error"] = row.auc_error
         return record
 
     @property
@@ -149,6 +151,7 @@ class ScoreResult:
             "mean": _finite(self.mean),
             "per_class_mean": [_finite(v) for v in self.per_class_mean],
             "metrics": {k: _finite(v) for k, v in self.metrics.items()},
+            "auc_error": self._overall().auc_error,
             "bins": self.bins,
             "strategy": self.strategy,
             "per_class": self.per_class,
@@ -200,6 +203,9 @@ class ScoreResult:
             lines.append(f"  pos_weight {shown}")
         lines.append("")
         lines.extend(self._metric_lines())
+        bound = max((r.auc_error for r in self.table if r.auc_error is not None), default=None)
+        if bound is not None:
+            lines.append(f"  auc: from fine bins of the scores (more than the memory allowed); within {bound:.1e}")
         if self.reliability:
             lines.append("")
             lines.extend(self._reliability_lines())

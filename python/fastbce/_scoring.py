@@ -36,7 +36,7 @@ from ._io import (
     open_npz,
     require_pyarrow,
 )
-from ._metrics import Tally, parse_metrics
+from ._metrics import DEFAULT_MEMORY, Tally, parse_metrics
 from ._result import ScoreResult
 from ._tables import TABLE_SUFFIXES, ArrowSource, ColumnSpec, factorize, open_files, open_object, read_ahead, sort_key
 from ._threads import get_num_threads
@@ -87,6 +87,7 @@ class ScoreOptions:
     output: Optional[str] = None
     plot: Optional[str] = None
     progress: Optional[bool] = None
+    auc_memory: Optional[int] = DEFAULT_MEMORY
 
 
 @dataclass
@@ -405,6 +406,7 @@ def new_tally(args: ScoreOptions, classes: int, weights: Weights) -> Tally:
         strategy=args.strategy,
         probabilities=args.probabilities,
         pos_weight=None if args.probabilities else weights.pos_weight,
+        memory=args.auc_memory,
     )
 
 
@@ -529,6 +531,7 @@ def score(
     allow_out_of_range_labels: bool = False,
     chunk_rows: Optional[int] = None,
     progress: bool = False,
+    auc_memory: Optional[int] = DEFAULT_MEMORY,
 ) -> ScoreResult:
     """Evaluates predictions: log-loss, Brier score, calibration and ROC
     AUC, per class and per group, streaming the rows in chunks.
@@ -573,6 +576,11 @@ def score(
         Rows per chunk (default: about 4 million elements).
     progress : bool, default False
         Show a progress line on stderr.
+    auc_memory : int or None, default 2**30
+        Bytes of predictions kept for exact AUC (and equal-mass bins). Past
+        it, AUC counts weights per fine bin of the scores instead (memory
+        bounded by the bins) and states its largest possible error (in
+        ``auc_error`` of each row); equal-mass bins refuse. None: no limit.
 
     Returns
     -------
@@ -617,6 +625,7 @@ def score(
         drop_null=drop_null,
         class_names=tuple(class_names) if class_names is not None else None,
         progress=progress,
+        auc_memory=auc_memory,
     )
     Tally(1, metrics=options.metrics, bins=bins, strategy=strategy)  # checks the settings before any reading
     fixed = None if weight is None or weight_columns is not None else np.asarray(weight, np.float64)

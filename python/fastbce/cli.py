@@ -60,6 +60,7 @@ def options_of(args: argparse.Namespace) -> ScoreOptions:
         output=args.output,
         plot=args.plot,
         progress=args.progress,
+        auc_memory=None if args.auc_memory == 0 else args.auc_memory << 20,
     )
 
 
@@ -202,6 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=STRATEGIES,
         default="uniform",
         help="bins of equal width (uniform, default) or equal mass (quantile)",
+    )
+    score.add_argument(
+        "--auc-memory",
+        type=int,
+        default=1024,
+        metavar="MIB",
+        help="memory for exact AUC and equal-mass bins (default 1024; 0: no limit); past it AUC is binned, "
+        "with its error bound stated",
     )
     score.add_argument("--group-by", metavar="COLS", help="metrics per group of these columns (tables only)")
     score.add_argument(
