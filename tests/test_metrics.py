@@ -250,3 +250,24 @@ def test_binned_tallies_merge():
         merged.merge(piece)
     a, b = whole.finish()[0][0], merged.finish()[0][0]
     assert a.metrics["auc"] == pytest.approx(b.metrics["auc"], rel=1e-12) and a.auc_error == pytest.approx(b.auc_error)
+
+
+def test_the_streaming_accumulator_gives_the_metrics_of_score():
+    rng = np.random.default_rng(8)
+    x = rng.normal(0, 2, (9_000, 3)).astype(np.float32)
+    y = (rng.uniform(size=(9_000, 3)) < 0.3).astype(np.uint8)
+    w = rng.uniform(0.5, 2, 9_000)
+    pw = np.array([1.0, 2.0, 3.0])
+    acc = fb.LossAccumulator(pos_weight=pw, metrics=ALL, bins=8)
+    for part in np.array_split(np.arange(9_000), 4):
+        acc.update(x[part], y[part], w[part, None])
+    streamed = acc.result(class_names=["a", "b", "c"])
+    whole = fb.score({"x": x, "y": y, "w": w}, logits="x", labels="y", weight="w", pos_weight=pw, metrics=ALL, bins=8,
+                     class_names=["a", "b", "c"])  # fmt: skip
+    for a, b in zip(streamed.per_class + [streamed.metrics], whole.per_class + [whole.metrics], strict=True):
+        for name in ("logloss", "brier", "ece", "auc"):
+            assert a[name] == pytest.approx(b[name], rel=1e-12), name
+    # The accumulator's own mean is still the tensor API's (divided by the element count).
+    assert acc.mean == pytest.approx(float(fb.binary_cross_entropy_with_logits(x, y, w[:, None], pos_weight=pw)))
+    with pytest.raises(ValueError, match=r"no metrics were asked for: LossAccumulator\(metrics="):
+        fb.LossAccumulator().result()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import threading
-from typing import Optional
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _core
 from ._functional import as_numeric, sum64
+from ._io import Source
 
 __all__ = ["LossAccumulator"]
 
@@ -45,6 +46,12 @@ class LossAccumulator:
     weight, pos_weight : array_like, optional
         Used for every batch that does not pass its own; broadcast to each
         batch's shape. `pos_weight` applies to logits only.
+    metrics : str or list of str, optional
+        Also tally these evaluation metrics (``"logloss"``, ``"brier"``,
+        ``"ece"``, ``"auc"``; as :func:`fastbce.score` computes them, with
+        the weight as scikit-learn's `sample_weight`) for :meth:`result`.
+    bins, strategy : int, {"uniform", "quantile"}
+        The reliability bins of ``"ece"``.
 
     Examples
     --------
@@ -64,9 +71,19 @@ class LossAccumulator:
         *,
         weight: Optional[ArrayLike] = None,
         pos_weight: Optional[ArrayLike] = None,
+        metrics: Optional[Union[str, Iterable[str]]] = None,
+        bins: int = 10,
+        strategy: str = "uniform",
     ) -> None:
         if probabilities and pos_weight is not None:
             raise ValueError("pos_weight applies to logits only, not to probabilities")
+        self._settings: Optional[Dict[str, Any]] = None
+        if metrics is not None:
+            from ._metrics import Tally, parse_metrics
+
+            self._settings = dict(metrics=parse_metrics(metrics), bins=bins, strategy=strategy)
+            Tally(1, **self._settings)  # checks them now
+        self._tally: Any = None
         self.probabilities = bool(probabilities)
         self.weight = None if weight is None else as_numeric("weight", weight)
         self.pos_weight = None if pos_weight is None else as_numeric("pos_weight", pos_weight)
@@ -103,14 +120,47 @@ class LossAccumulator:
             sums = self._sums if self._count else _core.RunningSums(classes)
             axis = None if classes is None else tuple(range(x.ndim - 1))
             sum64(self.probabilities, x, target, w, pw, into=sums, axis=axis)
+            if self._settings is not None:
+                self._tally_batch(x, target, w, pw, classes)
             self._sums = sums
             self._count += x.size
             self._classes = classes
 
+    def _tally_batch(self, x: NDArray[Any], target: ArrayLike, w: Any, pw: Any, classes: Optional[int]) -> None:
+        """Adds the batch to the metrics' tally, as (rows, classes)."""
+        from ._metrics import Tally
+
+        assert self._settings is not None
+        if self._tally is None or not self._count:
+            self._tally = Tally(classes or 1, probabilities=self.probabilities,
+                                pos_weight=None if pw is None else np.asarray(pw), **self._settings)  # fmt: skip
+        rows = (-1, classes) if classes else (-1,)
+        y = as_numeric("target", target)
+        weight = None if w is None else np.broadcast_to(as_numeric("weight", w), x.shape).reshape(rows)
+        self._tally.update(x.reshape(rows), np.broadcast_to(y, x.shape).reshape(rows), weight)
+
+    def result(self, class_names: Optional[Sequence[str]] = None) -> Any:
+        """The metrics asked for at construction, as a `fastbce.ScoreResult`
+        (the same numbers `fastbce.score` gives for the same rows)."""
+        if self._settings is None:
+            raise ValueError("no metrics were asked for: LossAccumulator(metrics='logloss,brier,ece,auc')")
+        from dataclasses import replace
+
+        from ._scoring import ScoreOptions, Weights, result_of
+
+        with self._lock:
+            if self._tally is None:
+                raise ValueError("no batch was added yet")
+            classes = self._tally.classes
+            names = list(class_names) if class_names is not None else [str(c) for c in range(classes)]
+            source = _Described(names)
+            options = replace(ScoreOptions(probabilities=self.probabilities), class_names=tuple(names))
+            return result_of(options, source, self._tally, Weights(pos_weight=self.pos_weight), 0)
+
     def reset(self) -> None:
         """Forget every batch."""
         with self._lock:
-            self._sums, self._count, self._classes = _core.RunningSums(), 0, None
+            self._sums, self._count, self._classes, self._tally = _core.RunningSums(), 0, None, None
 
     @property
     def count(self) -> int:
@@ -150,3 +200,12 @@ class LossAccumulator:
     def __repr__(self) -> str:
         kind = "probabilities" if self.probabilities else "logits"
         return f"LossAccumulator({kind}, count={self.count}, mean={self.mean:.6g})"
+
+
+class _Described(Source):
+    """What a `ScoreResult` needs to know of a source the caller fed by hand."""
+
+    def __init__(self, names: List[str]) -> None:
+        self.rows = None
+        self.class_names = self.label_names = names
+        self.description = "LossAccumulator"
