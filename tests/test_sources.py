@@ -212,3 +212,21 @@ def test_dask_gives_the_in_memory_metrics(data):
             assert (a["day"], a["class"], a["rows"]) == (b["day"], b["class"], b["rows"])
             for m in ("logloss", "brier", "ece", "auc"):
                 assert math.isclose(a[m], b[m], rel_tol=1e-12), (a, b)
+
+
+def test_cli_reads_a_glob_of_hive_directories_grouped_and_filtered(tmp_path, data):
+    table = pa.table(data).drop_columns(["day"])
+    for day in DAYS:
+        rows = pa.array(data["day"] == day)
+        (tmp_path / "preds" / f"day={day}").mkdir(parents=True)
+        pq.write_table(table.filter(rows), tmp_path / "preds" / f"day={day}" / "part-0.parquet")
+    (tmp_path / "preds" / "_SUCCESS").write_text("")  # markers beside the data are left out
+    done = run_cli("score", "preds/day=*/", "--logits", "logit_*", "--labels", "label_*", "--weight", "w",
+                   "--group-by", "day", "--filter", "day>=2026-11-02", "--metrics", ALL, "--json", cwd=tmp_path)  # fmt: skip
+    got = json.loads(done.stdout)
+    assert [g["day"] for g in got["groups"] if g["class"] == "all"] == DAYS[1:]
+    kept = {k: v[data["day"] >= "2026-11-02"] for k, v in data.items()}
+    want = fb.score(kept, **COLUMNS, group_by="day")
+    assert got["rows"] == want.rows
+    for a, b in zip(got["groups"], want.groups, strict=True):
+        assert a["logloss"] == pytest.approx(b["logloss"], rel=1e-12) and a["auc"] == pytest.approx(b["auc"], rel=1e-12)

@@ -268,24 +268,21 @@ def _format_of(path: str) -> Optional[str]:
 
 
 def expand_inputs(inputs: Sequence[str]) -> Tuple[List[str], Optional[str]]:
-    """The files named by `inputs` (files, directories, globs), and the
-    directory their hive partitions start from (for one directory or glob)."""
+    """The files named by `inputs` (files, directories, globs of either),
+    and the directory their hive partitions start from (for a directory or
+    a glob)."""
     files: List[str] = []
     base: Optional[str] = None
     for item in inputs:
         if any(ch in item for ch in "*?["):
-            matched = sorted(p for p in glob.glob(item, recursive=True) if os.path.isfile(p))
-            if not matched:
+            matched = sorted(glob.glob(item, recursive=True))
+            found = [f for path in matched for f in (_files_in(path) if os.path.isdir(path) else [path])]
+            if not found:
                 raise InputError(f"{item}: no files match")
-            files.extend(matched)
+            files.extend(found)
             base = base or _glob_base(item)
         elif os.path.isdir(item):
-            found = sorted(
-                os.path.join(root, f)
-                for root, _, names in os.walk(item)
-                for f in names
-                if _format_of(f) and not f.startswith((".", "_"))
-            )
+            found = _files_in(item)
             if not found:
                 known = ", ".join(sorted(TABLE_SUFFIXES))
                 raise InputError(f"{item}: a directory with no table files ({known})")
@@ -296,6 +293,17 @@ def expand_inputs(inputs: Sequence[str]) -> Tuple[List[str], Optional[str]]:
         else:
             files.append(item)
     return files, base
+
+
+def _files_in(directory: str) -> List[str]:
+    """The table files below `directory` (hidden and `_` files left out, as
+    Spark and pyarrow leave them)."""
+    return sorted(
+        os.path.join(root, f)
+        for root, _, names in os.walk(directory)
+        for f in names
+        if _format_of(f) and not f.startswith((".", "_"))
+    )
 
 
 def _glob_base(pattern: str) -> str:
