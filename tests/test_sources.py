@@ -221,8 +221,8 @@ def test_cli_reads_a_glob_of_hive_directories_grouped_and_filtered(tmp_path, dat
         (tmp_path / "preds" / f"day={day}").mkdir(parents=True)
         pq.write_table(table.filter(rows), tmp_path / "preds" / f"day={day}" / "part-0.parquet")
     (tmp_path / "preds" / "_SUCCESS").write_text("")  # markers beside the data are left out
-    done = run_cli("score", "preds/day=*/", "--logits", "logit_*", "--labels", "label_*", "--weight", "w",
-                   "--group-by", "day", "--filter", "day>=2026-11-02", "--metrics", ALL, "--json", cwd=tmp_path)  # fmt: skip
+    args = ["preds/day=*/", "--logits", "logit_*", "--labels", "label_*", "--weight", "w", "--group-by", "day"]
+    done = run_cli("score", *args, "--filter", "day>=2026-11-02", "--metrics", ALL, "--json", cwd=tmp_path)
     got = json.loads(done.stdout)
     assert [g["day"] for g in got["groups"] if g["class"] == "all"] == DAYS[1:]
     kept = {k: v[data["day"] >= "2026-11-02"] for k, v in data.items()}
