@@ -289,6 +289,7 @@ class Tally:
             self.rows += np.bincount(group_ids, minlength=len(self.keys))
         if group_ids is None:
             self._add_loss_sums(int(ids[0]), logits, labels, weight)
+            self._add_positives(int(ids[0]), labels)
         for c in range(self.classes):
             x, y = column(logits, c), column(labels, c)
             w = None if weight is None else column(weight, c if _per_element(weight) else 0)
@@ -314,6 +315,19 @@ class Tally:
             sum64(self.probabilities, column(logits, c), column(labels, c), wc, pw, into=sums)
             self.loss[gid, c] += sums.total
 
+    def _add_positives(self, gid: int, labels: Columns) -> None:
+        """The positives of one group's chunk per class: 0/1 labels in
+        integers counted, not summed (a sum converts each to float); a
+        row-major byte matrix counted in one pass (a column walk each costs
+        more than the loss)."""
+        if isinstance(labels, np.ndarray) and labels.ndim == 2 and labels.dtype.kind in "bu" and (
+                labels.dtype.itemsize == 1 and labels.flags.c_contiguous and _counted(labels)):  # fmt: skip
+            self.positives[gid] += _core.nonzero_per_column(labels.view(np.uint8))
+            return
+        for c in range(self.classes):
+            y = column(labels, c)
+            self.positives[gid, c] += np.count_nonzero(y) if _counted(y) else y.sum(dtype=np.float64)
+
     def _buffer(self, rows: int) -> Tuple[F64, F64]:
         if len(self._buffers[0]) < rows:
             self._buffers = (np.empty(rows), np.empty(rows))
@@ -333,11 +347,8 @@ class Tally:
 
         add(self.count, None)
         add(self.weight, w)
-        if not grouped and (y.dtype == np.bool_ or (y.dtype.kind == "u" and y.max() <= 1)):
-            self.positives[gid, c] += np.count_nonzero(y)  # 0/1 labels: counted (a sum converts each to float)
-        else:
-            add(self.positives, y)
         if grouped:
+            add(self.positives, y)
             pw = None if self.pos_weight is None else self.pos_weight[c]
             x64, _ = self._buffer(len(x))
             np.copyto(x64[: len(x)], x, casting="unsafe")
@@ -551,6 +562,15 @@ class Tally:
             for b in range(self.bins)
             if counts[b]
         ]
+
+
+def _counted(labels: NDArray[Any]) -> bool:
+    """Whether labels are bool or integers 0/1 (so their sum is a count)."""
+    if labels.dtype == np.bool_ or not labels.size:
+        return labels.dtype.kind in "biu"
+    if labels.dtype.kind == "u":
+        return bool(labels.max() <= 1)
+    return labels.dtype.kind == "i" and bool(labels.min() >= 0) and bool(labels.max() <= 1)
 
 
 def _per_element(weight: Columns) -> bool:

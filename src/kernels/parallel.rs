@@ -61,7 +61,7 @@ pub(super) fn try_zeros<T: Clone + Default>(len: usize) -> Result<Vec<T>, Kernel
 /// Runs `chunk(c)` for every chunk index `c < chunks` on `threads` threads
 /// and hands the results to `consume` in chunk order; a result takes about
 /// `result_bytes` (see [`WINDOW_BYTES`]). Stops at an error.
-fn run_chunks<R, F>(
+pub(super) fn run_chunks<R, F>(
     chunks: usize,
     threads: usize,
     result_bytes: usize,

@@ -107,6 +107,22 @@ fn set_output_cache(max_bytes: usize) {
     output_cache::set_max_bytes(max_bytes);
 }
 
+/// The nonzero values per column of a C-contiguous (rows, cols) uint8
+/// array (bool arrays are passed as their uint8 view): the positives of
+/// 0/1 labels per class.
+#[pyfunction]
+fn nonzero_per_column(labels: numpy::PyReadonlyArray2<'_, u8>) -> PyResult<Vec<u64>> {
+    use numpy::PyUntypedArrayMethods;
+    let cols = labels.shape()[1];
+    let data = labels.as_slice().map_err(|_| PyValueError::new_err("labels must be C-contiguous"))?;
+    let py = labels.py();
+    Ok(if data.len() >= 1 << 16 {
+        py.detach(|| kernels::nonzero_per_column(data, cols))
+    } else {
+        kernels::nonzero_per_column(data, cols)
+    }?)
+}
+
 #[pymodule(gil_used = false)]
 #[pyo3(name = "_core")]
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -125,6 +141,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<call::RunningSums>()?;
     m.add_function(wrap_pyfunction!(call::evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(call::sigmoid, m)?)?;
+    m.add_function(wrap_pyfunction!(nonzero_per_column, m)?)?;
     m.add_function(wrap_pyfunction!(call::check_reduction, m)?)?;
     m.add_function(wrap_pyfunction!(messages::conversion_error, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
