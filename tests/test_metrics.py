@@ -271,3 +271,17 @@ def test_the_streaming_accumulator_gives_the_metrics_of_score():
     assert acc.mean == pytest.approx(float(fb.binary_cross_entropy_with_logits(x, y, w[:, None], pos_weight=pw)))
     with pytest.raises(ValueError, match=r"no metrics were asked for: LossAccumulator\(metrics="):
         fb.LossAccumulator().result()
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.bool_, np.int64, np.float32])
+def test_positives_per_class_of_a_label_matrix(dtype):
+    rng = np.random.default_rng(4)
+    y = (rng.uniform(size=(70_001, 5)) < [0.01, 0.2, 0.5, 0.9, 0.0]).astype(dtype)
+    x = rng.normal(size=y.shape)
+    result = fb.score({"x": x, "y": y}, logits="x", labels="y", chunk_rows=30_000)
+    assert [r["positives"] for r in result.per_class] == y.sum(axis=0, dtype=np.int64).tolist()
+    # A strided view of the same labels counts the same.
+    wide = np.zeros((70_001, 10), dtype)
+    wide[:, ::2] = y
+    strided = fb.score({"x": x, "y": wide[:, ::2]}, logits="x", labels="y")
+    assert [r["positives"] for r in strided.per_class] == y.sum(axis=0, dtype=np.int64).tolist()
