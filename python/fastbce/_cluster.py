@@ -1,8 +1,8 @@
 """`fastbce score --dask ADDRESS`: scoring on a Dask cluster.
 
 The workers read the blocks of the input files themselves (by the same
-absolute paths) and return float64 partial sums, combined in the fixed tree
-of the Dask graph (`fastbce.dask.partial_sums`). Needs the `dask` extra.
+absolute paths) and tally each block's metrics; the tallies are merged in a
+fixed tree (`fastbce.dask.tally_of`). Needs the `dask` extra.
 """
 
 from __future__ import annotations

@@ -251,24 +251,6 @@ def open_npz(path: str, logits: str, labels: str) -> Tuple[NpzMemberRows, NpzMem
             NpzMemberRows(archive, members[labels], f"{path}:{labels}"))  # fmt: skip
 
 
-def column_values(column: Any, name: str, path: str, first_row: int) -> NDArray[Any]:
-    """A numeric Arrow column (rows `first_row` on of `path`) as NumPy
-    values; InputError for missing values or other types."""
-    pa = require_pyarrow()
-    if column.null_count:
-        import pyarrow.compute as pc
-
-        row = first_row + int(pc.index(pc.is_null(column), True).as_py())
-        raise InputError(f"{path}: column {name!r} has missing values (the first at row {row:,})")
-    try:
-        values = column.to_numpy(zero_copy_only=False)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise InputError(f"{path}: column {name!r} is not numeric ({column.type}): {exc}") from None
-    if values.dtype.kind not in "biuf":
-        raise InputError(f"{path}: column {name!r} is not numeric ({values.dtype})")
-    return cast(NDArray[Any], values)
-
-
 def _parts(values: Columns) -> List[NDArray[Any]]:
     """The arrays of a chunk's values: the matrix, or its columns."""
     return [values] if isinstance(values, np.ndarray) else list(values)

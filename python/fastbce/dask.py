@@ -290,7 +290,6 @@ def score(
     strategy: str = "uniform",
     probabilities: bool = False,
     class_names: Optional[Sequence[str]] = None,
-    check: Optional[RowCheck] = None,
 ) -> Any:
     """:func:`fastbce.score` over Dask arrays (lazy): a `dask.delayed` whose
     result is a `fastbce.ScoreResult`.
@@ -307,7 +306,7 @@ def score(
     names = list(groups) if isinstance(groups, dict) else None
     tally = tally_of(logits, labels, weight, list(groups.values()) if isinstance(groups, dict) else groups,
                      pos_weight=pos_weight, metrics=metrics, bins=bins, strategy=strategy,
-                     probabilities=probabilities, check=check)  # fmt: skip
+                     probabilities=probabilities)  # fmt: skip
     return delayed(_result)(tally, class_names, names, pos_weight, probabilities)
 
 
