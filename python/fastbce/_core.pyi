@@ -25,6 +25,7 @@ __all__ = [
     "get_output_cache",
     "get_simd_level",
     "max_num_threads",
+    "nonzero_per_column",
     "pools_built",
     "set_num_threads",
     "set_output_cache",
