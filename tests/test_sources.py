@@ -230,3 +230,22 @@ def test_cli_reads_a_glob_of_hive_directories_grouped_and_filtered(tmp_path, dat
     assert got["rows"] == want.rows
     for a, b in zip(got["groups"], want.groups, strict=True):
         assert a["logloss"] == pytest.approx(b["logloss"], rel=1e-12) and a["auc"] == pytest.approx(b["auc"], rel=1e-12)
+
+
+def test_small_record_batches_are_joined_in_order():
+    from fastbce._tables import coalesced
+
+    sizes = [10, 10, 500, 10, 10, 10, 10, 10, 10, 10, 10, 3]
+    values = np.arange(sum(sizes))
+    batches, start = [], 0
+    for n in sizes:
+        batches.append(pa.record_batch({"v": values[start : start + n]}))
+        start += n
+    out = list(coalesced(iter(batches), chunk_rows=100))  # small: under 12 rows; joined up to 50
+    assert [b.num_rows for b in out] == [20, 500, 50, 33]
+    assert np.concatenate([b.column("v").to_numpy() for b in out]).tolist() == values.tolist()
+    # Dictionaries that cannot be joined stay apart, in order.
+    a = pa.record_batch({"g": pa.array(["x", "y"]).dictionary_encode()})
+    b = pa.record_batch({"g": pa.array(["z"]).dictionary_encode()})
+    joined = list(coalesced(iter([a, b]), chunk_rows=1000))
+    assert [v for batch in joined for v in batch.column("g").to_pylist()] == ["x", "y", "z"]

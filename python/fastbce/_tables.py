@@ -17,8 +17,10 @@ import os
 import queue
 import re
 import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union, cast
+from typing import Any, Callable, Deque, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -190,7 +192,7 @@ class ArrowSource(Source):
         pa = self.pa
         row = 0
         try:
-            for batch in self._batches(columns, chunk_rows):
+            for batch in coalesced(self._batches(columns, chunk_rows), chunk_rows):
                 for start in range(0, batch.num_rows, chunk_rows):
                     piece = batch.slice(start, chunk_rows)
                     yield self._chunk(piece, row)
@@ -236,6 +238,41 @@ class ArrowSource(Source):
             row_numbers=row_numbers,
             dropped=dropped,
         )
+
+
+def coalesced(batches: Iterator[Any], chunk_rows: int) -> Iterator[Any]:
+    """`batches` in order, runs of small ones (under an eighth of a chunk,
+    as pyarrow's CSV reader and many writers make them) joined into one of
+    about half a chunk: scoring a batch has a fixed cost per column that
+    copying small batches together does not."""
+    small = max(1, chunk_rows // 8)
+    held: List[Any] = []
+    rows = 0
+    for batch in batches:
+        if batch.num_rows >= small:
+            yield from _joined(held)
+            held, rows = [], 0
+            yield batch
+            continue
+        held.append(batch)
+        rows += batch.num_rows
+        if rows >= chunk_rows // 2:
+            yield from _joined(held)
+            held, rows = [], 0
+    yield from _joined(held)
+
+
+def _joined(batches: List[Any]) -> Iterator[Any]:
+    """One record batch of `batches` (as they are, where their dictionaries
+    cannot be joined)."""
+    if len(batches) <= 1:
+        yield from batches
+        return
+    pa = require_pyarrow()
+    try:
+        yield from pa.Table.from_batches(batches).combine_chunks().to_batches()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        yield from batches
 
 
 def column_values(column: Any, name: str, source: str, first_row: int) -> NDArray[Any]:
@@ -430,29 +467,51 @@ CSV_BLOCK = 1 << 23
 def csv_blocks(path: str, names: List[str], parse_options: Any) -> Iterator[Any]:
     """The columns `names` of a CSV file, as one table per block of about
     `CSV_BLOCK` bytes cut at line ends (as pyarrow cuts its own blocks: no
-    line breaks inside values). The first block's types hold for all."""
+    line breaks inside values). The first block's types hold for all; the
+    next two blocks are parsed at once, each on pyarrow's threads, so the
+    cores stay busy between blocks."""
     import pyarrow.csv as pcsv
 
     pa = require_pyarrow()
     with open(path, "rb") as f:
-        header = f.readline()
-        columns = pcsv.read_csv(pa.BufferReader(header), parse_options=parse_options).column_names
-        types = None
-        rest = b""
-        while True:
-            data = rest + f.read(CSV_BLOCK)
-            if not data:
-                return
-            cut = data.rfind(b"\n") + 1 if f.peek(1) else len(data)
-            block, rest = (data[:cut], data[cut:]) if cut else (data, b"")
-            table = pcsv.read_csv(
+        columns = pcsv.read_csv(pa.BufferReader(f.readline()), parse_options=parse_options).column_names
+
+        def parse(block: bytes, types: Optional[Dict[str, Any]]) -> Any:
+            return pcsv.read_csv(
                 pa.BufferReader(block),
                 read_options=pcsv.ReadOptions(column_names=columns),
                 parse_options=parse_options,
                 convert_options=pcsv.ConvertOptions(include_columns=names, column_types=types),
             )
-            types = types or {n: table.schema.field(n).type for n in names}
-            yield table
+
+        texts = _lines_in_blocks(f)
+        first = next(texts, None)
+        if first is None:
+            return
+        table = parse(first, None)
+        types = {n: table.schema.field(n).type for n in names}
+        yield table
+        with ThreadPoolExecutor(2) as pool:
+            pending: Deque[Future[Any]] = deque()
+            for text in texts:
+                pending.append(pool.submit(parse, text, types))
+                if len(pending) == 2:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+
+
+def _lines_in_blocks(f: Any) -> Iterator[bytes]:
+    """The rest of a file in blocks of about `CSV_BLOCK` bytes, each cut
+    after its last line end."""
+    rest = b""
+    while True:
+        data = rest + f.read(CSV_BLOCK)
+        if not data:
+            return
+        cut = data.rfind(b"\n") + 1 if f.peek(1) else len(data)
+        block, rest = (data[:cut], data[cut:]) if cut else (data, b"")
+        yield block
 
 
 def scan(dataset: Any, names: List[str], chunk_rows: int, expression: Any = None) -> Iterator[Any]:
