@@ -31,6 +31,8 @@ __all__ = ["METRICS", "STRATEGIES", "BinRow", "MetricRow", "Tally", "parse_metri
 METRICS = ("logloss", "brier", "ece", "auc")
 #: Reliability bins: equal width in probability, or equal mass (quantiles).
 STRATEGIES = ("uniform", "quantile")
+#: The edges of a single bin (the Brier sum alone).
+ONE_BIN = np.array([0.0, 1.0])
 
 F64 = NDArray[np.float64]
 #: One class's values of a chunk: a column (1-D, any stride) of the rows.
@@ -100,12 +102,6 @@ def probabilities_of(values: Column, probabilities: bool, buffer: F64) -> F64:
     p = buffer[: len(values)]
     np.copyto(p, values, casting="unsafe")
     return p if probabilities else sigmoid(p, out=p)
-
-
-def bin_of(p: F64, edges: F64) -> NDArray[np.intp]:
-    """The bin of each probability, as `sklearn.calibration.calibration_curve`
-    bins it (edges[i] < p <= edges[i + 1], the first bin closed)."""
-    return np.searchsorted(edges[1:-1], p)
 
 
 #: Bytes of predictions, labels and weights kept for exact AUC and
@@ -357,37 +353,21 @@ class Tally:
             else:
                 loss = binary_cross_entropy_with_logits(x64[: len(x)], y, w, "none", pw)
             add(self.loss, loss)
-        if "brier" in self.metrics or ("ece" in self.metrics and self.strategy == "uniform"):
+        binned = "ece" in self.metrics and self.strategy == "uniform"
+        if binned or "brier" in self.metrics:
+            # One pass for both: the Brier sum is the bins' fourth sum.
             first, second = self._buffer(len(x))
             p = probabilities_of(x, self.probabilities, first)
-            if "ece" in self.metrics and self.strategy == "uniform":
-                self._add_bins(c, p, y, w, gid)
-            if "brier" in self.metrics:
-                d = second[: len(x)]
-                np.subtract(p, y, out=d)
-                np.multiply(d, d, out=d)
-                if w is not None:
-                    np.multiply(d, w, out=d)
-                add(self.brier, d)
+            group = None if isinstance(gid, (int, np.integer)) else gid
+            edges = self.edges if binned else ONE_BIN
+            sums, counts = _bin_sums(p, y, w, group, len(self.keys), edges, second)
+            rows = slice(None) if group is not None else gid
+            if binned:
+                self.bin_sums[rows, c] += sums[..., :3] if group is not None else sums[0, :, :3]
+                self.bin_count[rows, c] += counts if group is not None else counts[0]
+            self.brier[rows, c] += sums[..., 3].sum(axis=-1) if group is not None else sums[0, :, 3].sum()
         if self.keeps_values:
             self._keep(c, x, y, w, gid)
-
-    def _add_bins(self, c: int, p: F64, y: Column, w: Optional[Column], gid: Union[int, NDArray[np.intp]]) -> None:
-        index = bin_of(p, self.edges)
-        grouped = not isinstance(gid, (int, np.integer))
-        if grouped:
-            index = index + np.asarray(gid) * self.bins
-        size = self.bins * (len(self.keys) if grouped else 1)
-        wy = y.astype(np.float64) if w is None else y * np.asarray(w, np.float64)
-        wp = p if w is None else p * w
-        sums = np.stack([np.bincount(index, weights=v, minlength=size) for v in (w, wp, wy)], axis=-1)
-        counts = np.bincount(index, minlength=size)
-        if grouped:
-            self.bin_sums[:, c] += sums.reshape(-1, self.bins, 3)
-            self.bin_count[:, c] += counts.reshape(-1, self.bins)
-        else:
-            self.bin_sums[gid, c] += sums
-            self.bin_count[gid, c] += counts
 
     def _keep(self, c: int, x: Column, y: Column, w: Optional[Column], gid: Union[int, NDArray[np.intp]]) -> None:
         if isinstance(gid, (int, np.integer)):
@@ -542,11 +522,8 @@ class Tally:
             x, y, w = values
             p = probabilities_of(x, self.probabilities, np.empty(len(x)))
             edges = np.percentile(p, np.linspace(0, 1, self.bins + 1) * 100) if len(p) else edges
-            index = bin_of(p, edges)
-            wy = y.astype(np.float64) if w is None else y * w.astype(np.float64)
-            wp = p if w is None else p * w
-            sums = np.stack([np.bincount(index, weights=v, minlength=self.bins) for v in (w, wp, wy)], axis=-1)
-            counts = np.bincount(index, minlength=self.bins)
+            sums, counts = (a[0] for a in _bin_sums(p, y, w, None, 1, edges, np.empty(len(p))))
+            sums = sums[:, :3]
         return [
             BinRow(
                 key,
@@ -562,6 +539,22 @@ class Tally:
             for b in range(self.bins)
             if counts[b]
         ]
+
+
+def _bin_sums(
+    p: F64, y: Column, w: Optional[Column], group: Optional[NDArray[np.intp]], groups: int, edges: F64, buffer: F64
+) -> Tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """(groups, bins, 4) sums (weight, weight * p, weight * y, weight *
+    (p - y)^2) and (groups, bins) counts of the reliability bins of `edges` (scikit-learn's
+    binning); `buffer` holds the labels as float64."""
+    labels = buffer[: len(p)]
+    np.copyto(labels, y, casting="unsafe")
+    weight = None if w is None else np.ascontiguousarray(w, np.float64)
+    codes = None if group is None else np.ascontiguousarray(group, np.int64)
+    bins = len(edges) - 1
+    sums, counts = _core.bin_sums(np.ascontiguousarray(p), labels, weight, codes, max(groups, 1), edges)
+    shape = (-1, bins)
+    return sums.reshape(*shape, 4), counts.view(np.int64).reshape(shape)
 
 
 def _counted(labels: NDArray[Any]) -> bool:

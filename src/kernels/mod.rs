@@ -7,6 +7,7 @@
 //! buffers, and results are summed in float64 or written out.
 
 mod array;
+mod bins;
 mod count;
 mod elem;
 mod layout;
@@ -26,6 +27,7 @@ mod walk;
 pub(crate) type Small<T> = smallvec::SmallVec<[T; 4]>;
 
 pub use array::{ArrayMut, ArrayRef, c_strides};
+pub use bins::{BinSums, bin_sums};
 pub use count::nonzero_per_column;
 pub use elem::{Bool8, DType};
 pub use parallel::{AxisSums, CHUNK, PARALLEL_MIN_LEN_F32, PARALLEL_MIN_LEN_F64};

@@ -123,6 +123,47 @@ fn nonzero_per_column(labels: numpy::PyReadonlyArray2<'_, u8>) -> PyResult<Vec<u
     }?)
 }
 
+/// Reliability-bin sums (see `kernels::bin_sums`): `(sums, counts)`, the
+/// sums flat (weight, weight * p, weight * y, weight * (p - y)^2 per
+/// cell), the cells
+/// `groups * (len(edges) - 1)`. Every array is C-contiguous: `p`, `y` and
+/// `weight` float64, `group` int64 in [0, groups).
+#[pyfunction]
+#[pyo3(signature = (p, y, weight, group, groups, edges))]
+fn bin_sums<'py>(
+    p: numpy::PyReadonlyArray1<'py, f64>,
+    y: numpy::PyReadonlyArray1<'py, f64>,
+    weight: Option<numpy::PyReadonlyArray1<'py, f64>>,
+    group: Option<numpy::PyReadonlyArray1<'py, i64>>,
+    groups: usize,
+    edges: numpy::PyReadonlyArray1<'py, f64>,
+) -> PyResult<(Bound<'py, numpy::PyArray1<f64>>, Bound<'py, numpy::PyArray1<u64>>)> {
+    let py = p.py();
+    let contiguous = |what: &str| PyValueError::new_err(format!("{what} must be C-contiguous"));
+    let (p, y, edges) = (
+        p.as_slice().map_err(|_| contiguous("p"))?,
+        y.as_slice().map_err(|_| contiguous("y"))?,
+        edges.as_slice().map_err(|_| contiguous("edges"))?,
+    );
+    let weight = weight.as_ref().map(|w| w.as_slice().map_err(|_| contiguous("weight"))).transpose()?;
+    let group = group.as_ref().map(|g| g.as_slice().map_err(|_| contiguous("group"))).transpose()?;
+    let lengths = [Some(y.len()), weight.map(<[f64]>::len), group.map(<[i64]>::len)];
+    if lengths.iter().flatten().any(|&n| n != p.len()) {
+        return Err(PyValueError::new_err(format!("p, y, weight and group must have one length, got {lengths:?}")));
+    }
+    if edges.len() < 2 {
+        return Err(PyValueError::new_err("edges must hold at least 2 values"));
+    }
+    if let Some(g) = group
+        && g.iter().any(|&v| v < 0 || v as usize >= groups)
+    {
+        return Err(PyValueError::new_err(format!("group values must lie in [0, {groups})")));
+    }
+    let result = py.detach(|| kernels::bin_sums(p, y, weight, group, groups, edges))?;
+    let flat: Vec<f64> = result.sums.iter().flatten().copied().collect();
+    Ok((numpy::PyArray1::from_vec(py, flat), numpy::PyArray1::from_vec(py, result.counts)))
+}
+
 #[pymodule(gil_used = false)]
 #[pyo3(name = "_core")]
 fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -142,6 +183,7 @@ fn core_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(call::evaluate, m)?)?;
     m.add_function(wrap_pyfunction!(call::sigmoid, m)?)?;
     m.add_function(wrap_pyfunction!(nonzero_per_column, m)?)?;
+    m.add_function(wrap_pyfunction!(bin_sums, m)?)?;
     m.add_function(wrap_pyfunction!(call::check_reduction, m)?)?;
     m.add_function(wrap_pyfunction!(messages::conversion_error, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
