@@ -401,7 +401,8 @@ def _csv_files(files: List[str], description: str, columns: Dict[str, Any]) -> A
     def batches(wanted: List[str], chunk_rows: int) -> Iterator[Any]:
         for path in files:
             for table in csv_blocks(path, wanted, options):
-                yield from table.to_batches()
+                # One batch per block (pyarrow parses a block in 1 MB pieces).
+                yield from table.combine_chunks().to_batches()
 
     return ArrowSource(names, batches, description=description, **columns)
 

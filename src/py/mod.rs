@@ -123,6 +123,9 @@ fn nonzero_per_column(labels: numpy::PyReadonlyArray2<'_, u8>) -> PyResult<Vec<u
     }?)
 }
 
+/// The flat sums and the counts of `bin_sums`.
+type BinArrays<'py> = (Bound<'py, numpy::PyArray1<f64>>, Bound<'py, numpy::PyArray1<u64>>);
+
 /// Reliability-bin sums (see `kernels::bin_sums`): `(sums, counts)`, the
 /// sums flat (weight, weight * p, weight * y, weight * (p - y)^2 per
 /// cell), the cells
@@ -137,7 +140,7 @@ fn bin_sums<'py>(
     group: Option<numpy::PyReadonlyArray1<'py, i64>>,
     groups: usize,
     edges: numpy::PyReadonlyArray1<'py, f64>,
-) -> PyResult<(Bound<'py, numpy::PyArray1<f64>>, Bound<'py, numpy::PyArray1<u64>>)> {
+) -> PyResult<BinArrays<'py>> {
     let py = p.py();
     let contiguous = |what: &str| PyValueError::new_err(format!("{what} must be C-contiguous"));
     let (p, y, edges) = (
