@@ -249,3 +249,12 @@ def test_small_record_batches_are_joined_in_order():
     b = pa.record_batch({"g": pa.array(["z"]).dictionary_encode()})
     joined = list(coalesced(iter([a, b]), chunk_rows=1000))
     assert [v for batch in joined for v in batch.column("g").to_pylist()] == ["x", "y", "z"]
+
+
+def test_api_errors_name_the_keyword_arguments(data):
+    with pytest.raises(ValueError, match=r"dict of arrays has no column matching 'nope' \(for logits=\); its columns"):
+        fb.score(data, logits="nope", labels="label_*")
+    with pytest.raises(ValueError, match=r"has no column matching 'region' \(for group_by=\)"):
+        fb.score(pa.table(data), logits="logit_*", labels="label_*", group_by="region")
+    with pytest.raises(ValueError, match=r"group_by='g' is not a key of data; its keys are: x, y"):
+        fb.score({"x": np.zeros((3, 2)), "y": np.zeros((3, 2))}, logits="x", labels="y", group_by="g")

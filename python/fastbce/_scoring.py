@@ -604,7 +604,7 @@ def score(
     filters = (filter,) if isinstance(filter, str) else tuple(filter or ())
     weight_columns = weight if isinstance(weight, str) or _is_names(weight) else None
     columns: dict[str, Any] = dict(logits=logits, labels=labels, weight=weight_columns, group_by=group_by,
-                                   drop_null=drop_null)  # fmt: skip
+                                   drop_null=drop_null, api=True)  # fmt: skip
     if isinstance(data, (str, os.PathLike)) or (isinstance(data, (list, tuple)) and data and _is_names(data)):
         paths = [os.fspath(data)] if isinstance(data, (str, os.PathLike)) else [os.fspath(p) for p in data]
         source: Source = open_files(paths, filters, **columns)

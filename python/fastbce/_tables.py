@@ -151,22 +151,30 @@ class ArrowSource(Source):
         drop_null: bool = False,
         description: str,
         rows: Union[int, Callable[[], Optional[int]], None] = None,
+        api: bool = False,
     ) -> None:
         self.pa = require_pyarrow()
         self.names, self._batches = list(names), batches
         self.description, self._rows = description, rows
-        self.logit_columns = select_columns(logits, self.names, "--logits", description)
-        self.label_columns = select_columns(labels, self.names, "--labels", description)
+
+        def named(option: str) -> str:
+            """How the caller named the columns: `logits=` in Python, `--logits` on the command line."""
+            return f"{option.replace('-', '_')}=" if api else f"--{option}"
+
+        self.logit_columns = select_columns(logits, self.names, named("logits"), description)
+        self.label_columns = select_columns(labels, self.names, named("labels"), description)
         if len(self.logit_columns) != len(self.label_columns):
             raise InputError(
                 f"{len(self.logit_columns)} logit columns but {len(self.label_columns)} label columns; "
                 "give one label column per logit column"
             )
-        self.weight_columns = [] if weight is None else select_columns(weight, self.names, "--weight", description)
+        self.weight_columns = [] if weight is None else select_columns(weight, self.names, named("weight"), description)
         if self.weight_columns and len(self.weight_columns) not in (1, len(self.logit_columns)):
             raise InputError("--weight needs one column (a weight per row) or one per logit column")
-        self.group_columns = [] if group_by is None else select_columns(group_by, self.names, "--group-by", description)
-        self.id_columns = [] if id_column is None else select_columns([id_column], self.names, "--id", description)
+        self.group_columns = (
+            [] if group_by is None else select_columns(group_by, self.names, named("group-by"), description)
+        )
+        self.id_columns = [] if id_column is None else select_columns([id_column], self.names, named("id"), description)
         self.drop_null = drop_null
         self.class_names = self.logit_columns
         self.label_names = self.label_columns
@@ -580,6 +588,7 @@ def _from_mapping(data: Mapping[str, Any], **columns: Any) -> Source:
     arrays: Dict[str, NDArray[Any]] = {str(k): np.asarray(v) for k, v in data.items()}
     logits, labels = columns.get("logits"), columns.get("labels")
     if isinstance(logits, str) and logits in arrays and arrays[logits].ndim == 2:
+        columns.pop("api", None)  # its errors name the keyword arguments already
         return MatrixSource(arrays, **columns)
     pa = require_pyarrow()
     lengths = {len(a) for a in arrays.values()}
