@@ -285,3 +285,21 @@ def test_positives_per_class_of_a_label_matrix(dtype):
     wide[:, ::2] = y
     strided = fb.score({"x": x, "y": wide[:, ::2]}, logits="x", labels="y")
     assert [r["positives"] for r in strided.per_class] == y.sum(axis=0, dtype=np.int64).tolist()
+
+
+def test_many_groups_arriving_in_any_order():
+    rng = np.random.default_rng(12)
+    n = 20_000
+    group = rng.integers(0, 500, n) * 3  # 500 groups, new ones in every chunk
+    x, y, w = rng.normal(0, 2, n), (rng.uniform(size=n) < 0.4).astype(np.uint8), rng.uniform(0.5, 2, n)
+    result = fb.score({"x": x, "y": y, "w": w, "g": group}, logits="x", labels="y", weight="w", group_by="g",
+                      metrics="logloss,brier", chunk_rows=777)  # fmt: skip
+    assert [g["g"] for g in result.groups] == sorted(set(group.tolist()))
+    loss = fb.binary_cross_entropy_with_logits(x, y, w, reduction="none")
+    for record in result.groups[::37]:
+        rows = group == record["g"]
+        assert record["rows"] == rows.sum() and record["weight"] == pytest.approx(w[rows].sum(), rel=1e-12)
+        assert record["logloss"] == pytest.approx(loss[rows].sum() / w[rows].sum(), rel=1e-12)
+        assert record["brier"] == pytest.approx(
+            brier_score_loss(y[rows], probabilities(x[rows]), sample_weight=w[rows])
+        )

@@ -31,6 +31,8 @@ __all__ = ["METRICS", "STRATEGIES", "BinRow", "MetricRow", "Tally", "parse_metri
 METRICS = ("logloss", "brier", "ece", "auc")
 #: Reliability bins: equal width in probability, or equal mass (quantiles).
 STRATEGIES = ("uniform", "quantile")
+#: The sums a `Tally` keeps per group (its first axis).
+SUMS = ("rows", "count", "weight", "positives", "loss", "brier", "bin_sums", "bin_count")
 #: The edges of a single bin (the Brier sum alone).
 ONE_BIN = np.array([0.0, 1.0])
 
@@ -247,19 +249,21 @@ class Tally:
     def keeps_values(self) -> bool:
         return "auc" in self.metrics or ("ece" in self.metrics and self.strategy == "quantile")
 
-    def group(self, key: Key) -> int:
-        """The index of the group `key`, added if new."""
-        index = self._index.get(key)
-        if index is None:
-            index = self._index[key] = len(self.keys)
-            self.keys.append(key)
-            for name in ("rows", "count", "weight", "positives", "loss", "brier", "bin_sums", "bin_count"):
+    def groups_of(self, keys: Sequence[Key]) -> NDArray[np.intp]:
+        """The indices of the groups `keys`, the new ones added (all at once:
+        the sums grow by one copy per call, not per group)."""
+        new = [key for key in dict.fromkeys(tuple(k) for k in keys) if key not in self._index]
+        if new:
+            for key in new:
+                self._index[key] = len(self.keys)
+                self.keys.append(key)
+            for name in SUMS:
                 array = getattr(self, name)
-                setattr(self, name, np.concatenate([array, np.zeros((1, *array.shape[1:]), array.dtype)]))
-            self.kept.append([[] for _ in range(self.classes)])
+                setattr(self, name, np.concatenate([array, np.zeros((len(new), *array.shape[1:]), array.dtype)]))
+            self.kept.extend([[] for _ in range(self.classes)] for _ in new)
             if self.histograms is not None:
-                self.histograms.append([Histogram() for _ in range(self.classes)])
-        return index
+                self.histograms.extend([Histogram() for _ in range(self.classes)] for _ in new)
+        return np.array([self._index[tuple(k)] for k in keys], np.intp)
 
     # ----------------------------------------------------------- update
 
@@ -276,7 +280,7 @@ class Tally:
         per element, or None; `codes[i]` the index in `keys` of row i's
         group (None: every row in `keys[0]`)."""
         rows = len(column(logits, 0))
-        ids = np.array([self.group(tuple(k)) for k in keys], np.intp)
+        ids = self.groups_of(keys)
         if codes is None:
             group_ids: Optional[NDArray[np.intp]] = None
             self.rows[ids[0]] += rows
@@ -423,10 +427,10 @@ class Tally:
         """Adds the sums of `other` (a tally of other rows, made with the
         same settings)."""
         other.settle()
-        for g, key in enumerate(other.keys):
-            mine = self.group(key)
-            for name in ("rows", "count", "weight", "positives", "loss", "brier", "bin_sums", "bin_count"):
-                getattr(self, name)[mine] += getattr(other, name)[g]
+        mapped = self.groups_of(other.keys)
+        for name in SUMS:
+            np.add.at(getattr(self, name), mapped, getattr(other, name))
+        for g, mine in enumerate(mapped.tolist()):
             for c in range(self.classes):
                 for piece in other.kept[g][c]:
                     self._keep(c, *piece, mine)
