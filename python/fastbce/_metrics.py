@@ -483,7 +483,12 @@ class Tally:
 
     def _cell(self, loss: F64, key: Key, groups: Sequence[int], cls: Optional[int]) -> Tuple[MetricRow, List[BinRow]]:
         classes = list(range(self.classes)) if cls is None else [cls]
-        g, c = np.ix_(list(groups), classes)
+        g: Any
+        c: Any
+        if len(groups) == 1 and len(classes) == 1:
+            g, c = slice(groups[0], groups[0] + 1), slice(classes[0], classes[0] + 1)  # views, not copies
+        else:
+            g, c = np.ix_(list(groups), classes)
         weight = float(self.weight[g, c].sum())
         row = MetricRow(
             group=key,
@@ -492,7 +497,7 @@ class Tally:
             count=int(self.count[g, c].sum()),
             weight=weight,
             positives=float(self.positives[g, c].sum()),
-            loss_sum=float(math.fsum(loss[g, c].ravel())),
+            loss_sum=math.fsum(loss[g, c].ravel().tolist()),
             metrics={},
         )
         kept = [piece for gi in groups for ci in classes for piece in self.kept[gi][ci]]
