@@ -33,6 +33,7 @@ from ._scoring import (
     result_of,
     row_check,
     row_ids,
+    tally_settings,
 )
 from ._tables import ArrowSource, column_values
 from .dask import tally_of
@@ -169,9 +170,8 @@ def score_cluster(args: ScoreOptions, source: Source, weights: Weights) -> Score
     if isinstance(source, ArrowSource) and source.group_columns:
         groups = [_parquet_columns(source.files, [c], numeric=False) for c in source.group_columns]
     pos_weight = None if args.probabilities else weights.pos_weight
-    lazy = tally_of(x, y, w if w is not None else weights.fixed, groups, pos_weight=pos_weight,
-                     metrics=args.metrics, bins=args.bins, strategy=args.strategy, probabilities=args.probabilities,
-                     check=row_check(args, source))  # fmt: skip
+    weight = w if w is not None else weights.fixed
+    lazy = tally_of(x, y, weight, groups, tally_settings(args, weights), row_check(args, source))
     writer = PerSampleWriter(args.per_sample, x.shape[0], input_paths(args)) if args.per_sample else None
     # The workers' own logs would repeat, with tracebacks, the one line an
     # error gets; the scheduler's web server takes any free port, silently.

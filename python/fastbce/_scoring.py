@@ -16,7 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import IO, Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -398,9 +398,9 @@ def row_check(args: ScoreOptions, source: Source) -> RowCheck:
     return RowCheck(source.class_names, source.label_names, args.probabilities, args.allow_out_of_range_labels)
 
 
-def new_tally(args: ScoreOptions, classes: int, weights: Weights) -> Tally:
-    return Tally(
-        classes,
+def tally_settings(args: ScoreOptions, weights: Weights) -> Dict[str, Any]:
+    """The keyword arguments of the run's `Tally`."""
+    return dict(
         metrics=args.metrics,
         bins=args.bins,
         strategy=args.strategy,
@@ -415,7 +415,7 @@ def score_local(args: ScoreOptions, source: Source, weights: Optional[Weights] =
     weights = weights_of(args, source) if weights is None else weights
     classes = len(source.class_names)
     chunk_rows = args.chunk_rows or default_chunk_rows(classes)
-    tally = new_tally(args, classes, weights)
+    tally = Tally(classes, **tally_settings(args, weights))
     id_name = args.id_column or "row"
     writer = None
     if args.per_sample:

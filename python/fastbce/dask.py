@@ -303,30 +303,26 @@ def score(
     """
     from dask.delayed import delayed
 
+    from ._metrics import parse_metrics
+
+    pw = None if pos_weight is None else np.asarray(pos_weight, np.float64)
+    if probabilities and pw is not None:
+        raise ValueError("pos_weight applies to logits, not to probabilities")
+    settings = dict(metrics=parse_metrics(metrics), bins=bins, strategy=strategy, probabilities=probabilities,
+                    pos_weight=pw)  # fmt: skip
     names = list(groups) if isinstance(groups, dict) else None
-    tally = tally_of(logits, labels, weight, list(groups.values()) if isinstance(groups, dict) else groups,
-                     pos_weight=pos_weight, metrics=metrics, bins=bins, strategy=strategy,
-                     probabilities=probabilities)  # fmt: skip
+    tally = tally_of(logits, labels, weight, list(groups.values()) if isinstance(groups, dict) else groups, settings)
     return delayed(_result)(tally, class_names, names, pos_weight, probabilities)
 
 
 def tally_of(
-    logits: Any,
-    labels: Any,
-    weight: Any = None,
-    groups: Any = None,
-    *,
-    pos_weight: Any = None,
-    metrics: Any = ("logloss",),
-    bins: int = 10,
-    strategy: str = "uniform",
-    probabilities: bool = False,
-    check: Optional[RowCheck] = None,
+    logits: Any, labels: Any, weight: Any, groups: Any, settings: Dict[str, Any], check: Optional[RowCheck] = None
 ) -> Any:
-    """The merged `Tally` of `score`'s arguments, lazy (`dask.delayed`)."""
+    """The merged `Tally` (made with `settings`, its keyword arguments) of
+    the rows of `score`'s arrays, lazy (`dask.delayed`)."""
     from dask.delayed import delayed
 
-    from ._metrics import Tally, parse_metrics
+    from ._metrics import Tally
 
     x = logits if isinstance(logits, da.Array) else da.asarray(eager.as_numeric("logits", logits))
     if x.ndim not in (1, 2):
@@ -337,12 +333,6 @@ def tally_of(
         raise ValueError(f"labels has shape {y.shape} but logits has shape {x.shape}; they must match")
     y = y.rechunk(x.chunks)
     classes = x.shape[1] if x.ndim == 2 else 1
-    pw = None if pos_weight is None else np.asarray(pos_weight, np.float64)
-    if probabilities and pw is not None:
-        raise ValueError("pos_weight applies to logits, not to probabilities")
-    settings: Dict[str, Any] = dict(
-        metrics=parse_metrics(metrics), bins=bins, strategy=strategy, probabilities=probabilities, pos_weight=pw
-    )
     Tally(classes, **settings)  # checks the settings now
     rows = x.chunks[0]
     w = _row_blocks("weight", weight, x, classes)
