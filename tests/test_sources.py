@@ -258,3 +258,15 @@ def test_api_errors_name_the_keyword_arguments(data):
         fb.score(pa.table(data), logits="logit_*", labels="label_*", group_by="region")
     with pytest.raises(ValueError, match=r"group_by='g' is not a key of data; its keys are: x, y"):
         fb.score({"x": np.zeros((3, 2)), "y": np.zeros((3, 2))}, logits="x", labels="y", group_by="g")
+
+
+def test_csv_logits_that_look_integral_at_first_are_read_as_floats(tmp_path, monkeypatch):
+    import fastbce._tables as tables
+
+    monkeypatch.setattr(tables, "CSV_BLOCK", 1 << 10)  # many blocks: the first holds only whole numbers
+    x = np.concatenate([np.round(np.linspace(-3, 3, 2000)), np.linspace(-3, 3, 5000) + 0.123])
+    y = (np.arange(len(x)) % 3 == 0).astype(np.uint8)
+    pcsv.write_csv(pa.table({"x": x, "y": y}), tmp_path / "p.csv")
+    result = fb.score(tmp_path / "p.csv", logits="x", labels="y")
+    assert result.rows == len(x)
+    assert result.metrics["logloss"] == pytest.approx(float(fb.binary_cross_entropy_with_logits(x, y)), rel=1e-12)

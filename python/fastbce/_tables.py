@@ -407,12 +407,16 @@ def _csv_files(files: List[str], description: str, columns: Dict[str, Any]) -> A
         names = pcsv.read_csv(pa.BufferReader(f.readline()), parse_options=options).column_names
 
     def batches(wanted: List[str], chunk_rows: int) -> Iterator[Any]:
+        # Scored columns are read as float64 from the start: a logit column
+        # whose first block looks integral would refuse later decimals.
+        floats = {name: pa.float64() for name in source.scored_columns}
         for path in files:
-            for table in csv_blocks(path, wanted, options):
+            for table in csv_blocks(path, wanted, options, floats):
                 # One batch per block (pyarrow parses a block in 1 MB pieces).
                 yield from table.combine_chunks().to_batches()
 
-    return ArrowSource(names, batches, description=description, **columns)
+    source = ArrowSource(names, batches, description=description, **columns)
+    return source
 
 
 def _ipc_files(files: List[str], description: str, columns: Dict[str, Any]) -> ArrowSource:
@@ -473,10 +477,13 @@ def _dataset(
 CSV_BLOCK = 1 << 23
 
 
-def csv_blocks(path: str, names: List[str], parse_options: Any) -> Iterator[Any]:
+def csv_blocks(
+    path: str, names: List[str], parse_options: Any, types: Optional[Dict[str, Any]] = None
+) -> Iterator[Any]:
     """The columns `names` of a CSV file, as one table per block of about
     `CSV_BLOCK` bytes cut at line ends (as pyarrow cuts its own blocks: no
-    line breaks inside values). The first block's types hold for all; the
+    line breaks inside values). The first block's types, beside the
+    `types` given, hold for all; the
     next two blocks are parsed at once, each on pyarrow's threads, so the
     cores stay busy between blocks."""
     import pyarrow.csv as pcsv
@@ -497,7 +504,7 @@ def csv_blocks(path: str, names: List[str], parse_options: Any) -> Iterator[Any]
         first = next(texts, None)
         if first is None:
             return
-        table = parse(first, None)
+        table = parse(first, types)
         types = {n: table.schema.field(n).type for n in names}
         yield table
         with ThreadPoolExecutor(2) as pool:
