@@ -147,6 +147,6 @@ def ulp_error(got: float, exact: float, dtype: Any, scale: Optional[float] = Non
 def one_call_sum(x, y, weight=None, pos_weight=None, probabilities=False):
     """The loss of one call summed in float64, unrounded to the input's dtype."""
     sums = fb._core.RunningSums()
-    request = fb._core.Request(probabilities=probabilities, value=True, grad=False)
+    request = fb._core.Request(loss="probabilities" if probabilities else "logits", value=True, grad=False)
     fb._core.evaluate(request, x, y, weight=weight, reduction="sum", pos_weight=pos_weight, into=sums)
     return sums.total

@@ -154,7 +154,7 @@ def test_the_native_call_declines_what_python_must_do():
     x = np.zeros(3, np.float32)
 
     def call(input, target, weight=None, pos_weight=None, reduction="mean", value=True, grad=False, **kw):
-        request = _core.Request(probabilities=False, value=value, grad=grad)
+        request = _core.Request(loss="logits", value=value, grad=grad)
         return _core.evaluate(request, input, target, weight=weight, reduction=reduction, pos_weight=pos_weight, **kw)
 
     declined = [
@@ -170,7 +170,7 @@ def test_the_native_call_declines_what_python_must_do():
         assert (result.reason, result.argument) == (_core.Decline.Convert, argument)
     # A NumPy float64 is a Python float, and a 0-d array a scalar: no decline.
     for go in (np.float64(2.0), np.array(2.0), 2):
-        _, grad = call(x, x, value=False, grad=True, grad_output=go)
+        _, grad, _ = call(x, x, value=False, grad=True, grad_output=go)
         np.testing.assert_array_equal(grad, np.full(3, np.float32(0.5) * 2 / 3, np.float32))
     buffer = np.zeros(4, np.float32)
     overlapping = call(buffer[1:], x, reduction="none", out=buffer[:3])  # computed apart by Python
@@ -193,10 +193,10 @@ def test_the_native_call_declines_what_python_must_do():
     read_only.flags.writeable = False
     with pytest.raises(ValueError, match="^out is read-only"):
         call(x, x, reduction="none", out=read_only)
-    loss, grad = call(x, x, reduction="sum")
-    assert grad is None and loss == np.float32(3 * np.float64(np.float32(np.log(2))))
+    loss, grad, hess = call(x, x, reduction="sum")
+    assert grad is None and hess is None and loss == np.float32(3 * np.float64(np.float32(np.log(2))))
     with pytest.raises(ValueError, match="input should be between 0 and 1"):
-        _core.evaluate(_core.Request(probabilities=True, value=True, grad=False), x - 1, x, None, "mean")
+        _core.evaluate(_core.Request(loss="probabilities", value=True, grad=False), x - 1, x, None, "mean")
 
 
 def test_lists_and_scalars_are_accepted():

@@ -56,13 +56,15 @@ class Declined:
 
 @final
 class Request:
-    def __new__(cls, *, probabilities: bool, value: bool, grad: bool) -> Request: ...
+    def __new__(cls, *, loss: str, value: bool, grad: bool, hess: bool = False) -> Request: ...
     @property
-    def probabilities(self) -> bool: ...
+    def loss(self) -> str: ...
     @property
     def value(self) -> bool: ...
     @property
     def grad(self) -> bool: ...
+    @property
+    def hess(self) -> bool: ...
 
 @final
 class RunningSums:
@@ -82,6 +84,10 @@ def evaluate(
     grad_output: object = None,
     out: object = None,
     axis: object = None,
+    label_smoothing: float = 0.0,
+    min_hess: Optional[float] = None,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
     *,
     into: Optional[RunningSums] = None,
     check_only: bool = False,

@@ -22,9 +22,13 @@ from . import _core
 __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_grad",
+    "binary_cross_entropy_grad_and_hess",
+    "binary_cross_entropy_hess",
     "binary_cross_entropy_value_and_grad",
     "binary_cross_entropy_with_logits",
     "binary_cross_entropy_with_logits_grad",
+    "binary_cross_entropy_with_logits_grad_and_hess",
+    "binary_cross_entropy_with_logits_hess",
     "binary_cross_entropy_with_logits_value_and_grad",
     "sigmoid",
 ]
@@ -40,12 +44,32 @@ _CONVERT = _core.Decline.Convert
 _Request = _core.Request
 
 # What each public function asks for.
-_LOSS_ON_LOGITS = _Request(probabilities=False, value=True, grad=False)
-_GRAD_ON_LOGITS = _Request(probabilities=False, value=False, grad=True)
-_BOTH_ON_LOGITS = _Request(probabilities=False, value=True, grad=True)
-_LOSS_ON_PROBABILITIES = _Request(probabilities=True, value=True, grad=False)
-_GRAD_ON_PROBABILITIES = _Request(probabilities=True, value=False, grad=True)
-_BOTH_ON_PROBABILITIES = _Request(probabilities=True, value=True, grad=True)
+_LOSS_ON_LOGITS = _Request(loss="logits", value=True, grad=False)
+_GRAD_ON_LOGITS = _Request(loss="logits", value=False, grad=True)
+_BOTH_ON_LOGITS = _Request(loss="logits", value=True, grad=True)
+_HESS_ON_LOGITS = _Request(loss="logits", value=False, grad=False, hess=True)
+_DERIVATIVES_ON_LOGITS = _Request(loss="logits", value=False, grad=True, hess=True)
+_ALL_ON_LOGITS = _Request(loss="logits", value=True, grad=True, hess=True)
+_LOSS_ON_PROBABILITIES = _Request(loss="probabilities", value=True, grad=False)
+_GRAD_ON_PROBABILITIES = _Request(loss="probabilities", value=False, grad=True)
+_BOTH_ON_PROBABILITIES = _Request(loss="probabilities", value=True, grad=True)
+_HESS_ON_PROBABILITIES = _Request(loss="probabilities", value=False, grad=False, hess=True)
+_DERIVATIVES_ON_PROBABILITIES = _Request(loss="probabilities", value=False, grad=True, hess=True)
+_ALL_ON_PROBABILITIES = _Request(loss="probabilities", value=True, grad=True, hess=True)
+
+# The native call's arguments after input and target, in its order.
+_ARGUMENTS = (
+    "weight",
+    "reduction",
+    "pos_weight",
+    "grad_output",
+    "out",
+    "axis",
+    "label_smoothing",
+    "min_hess",
+    "alpha",
+    "gamma",
+)
 
 
 def as_numeric(name: str, value: ArrayLike) -> NDArray[Any]:
@@ -77,12 +101,13 @@ def check_arguments(
     grad: bool = False,
     grad_output: ArrayLike = 1.0,
     axis: Axis = None,
+    label_smoothing: float = 0.0,
 ) -> Tuple[np.dtype[Any], Optional[Tuple[bool, ...]]]:
     """Checks a call's arguments as the call itself would (raising its
     errors) without running it: the result dtype, and per input axis
     whether `axis` reduces it (None for the plain reduction). Arrays may be
     stand-ins of the right shape and dtype (`np.broadcast_to`)."""
-    request = _Request(probabilities=probabilities, value=True, grad=grad)
+    request = _Request(loss="probabilities" if probabilities else "logits", value=True, grad=grad)
     arguments = dict(weight=weight, reduction=reduction, pos_weight=pos_weight, grad_output=grad_output, axis=axis)
     dtype, reduced = _run(request, input, target, arguments, check_only=True)
     return dtype, None if reduced is None else tuple(reduced)
@@ -111,31 +136,23 @@ def _compute_apart(request: _core.Request, input: Any, target: Any, arguments: d
     """`out` shares memory with an input without being that array: compute
     into new arrays, then copy (as NumPy's ufuncs do)."""
     out = arguments["out"]
-    loss, grad = _run(request, input, target, {**arguments, "out": None})
-    if grad is not None:
-        np.copyto(out, grad)
-        return loss, out
-    np.copyto(out, loss)
-    return out, grad
+    results = list(_run(request, input, target, {**arguments, "out": None}))
+    if request.grad and request.hess:
+        given = [(1, out[0]), (2, out[1])]
+    else:
+        given = [(2 if request.hess else 1 if request.grad else 0, out)]
+    for slot, array in given:
+        if array is not None:
+            np.copyto(array, results[slot])
+            results[slot] = array
+    return tuple(results)
 
 
-def _declined(
-    request: _core.Request,
-    input: ArrayLike,
-    target: ArrayLike,
-    weight: Optional[ArrayLike],
-    reduction: str,
-    pos_weight: Optional[ArrayLike],
-    grad_output: ArrayLike,
-    out: Optional[NDArray[Any]],
-    axis: Axis,
-) -> Any:
+def _declined(request: _core.Request, input: ArrayLike, target: ArrayLike, *arguments: Any) -> Any:
     """A call the native call declined: done again, converting what it
-    declines (the public functions call `_native` directly first)."""
-    arguments = dict(
-        weight=weight, reduction=reduction, pos_weight=pos_weight, grad_output=grad_output, out=out, axis=axis
-    )
-    return _run(request, input, target, arguments)
+    declines (the public functions call `_native` directly first, with the
+    arguments after `target` in its order)."""
+    return _run(request, input, target, dict(zip(_ARGUMENTS[: len(arguments)], arguments, strict=True)))
 
 
 def sum64(
@@ -146,6 +163,7 @@ def sum64(
     pos_weight: Optional[ArrayLike] = None,
     into: Optional[_core.RunningSums] = None,
     axis: Axis = None,
+    label_smoothing: float = 0.0,
 ) -> None:
     """Adds the loss summed in float64 (unrounded to the input's dtype) to
     the running sums `into` (a `_core.RunningSums`): the total, and with
@@ -165,6 +183,7 @@ def binary_cross_entropy_with_logits(
     *,
     out: Optional[NDArray[Any]] = ...,
     axis: None = ...,
+    label_smoothing: float = ...,
 ) -> np.floating[Any]: ...
 
 
@@ -178,6 +197,7 @@ def binary_cross_entropy_with_logits(
     *,
     out: Optional[NDArray[Any]] = ...,
     axis: None = ...,
+    label_smoothing: float = ...,
 ) -> NDArray[np.floating[Any]]: ...
 
 
@@ -191,6 +211,7 @@ def binary_cross_entropy_with_logits(
     pos_weight: Optional[ArrayLike] = ...,
     out: Optional[NDArray[Any]] = ...,
     axis: None = ...,
+    label_smoothing: float = ...,
 ) -> NDArray[np.floating[Any]]: ...
 
 
@@ -204,6 +225,7 @@ def binary_cross_entropy_with_logits(
     *,
     out: Optional[NDArray[Any]] = ...,
     axis: Union[int, Tuple[int, ...]],
+    label_smoothing: float = ...,
 ) -> NDArray[np.floating[Any]]: ...
 
 
@@ -217,6 +239,7 @@ def binary_cross_entropy_with_logits(
     *,
     out: Optional[NDArray[Any]] = ...,
     axis: Axis = ...,
+    label_smoothing: float = ...,
 ) -> Loss: ...
 
 
@@ -229,6 +252,7 @@ def binary_cross_entropy_with_logits(
     *,
     out: Optional[NDArray[Any]] = None,
     axis: Axis = None,
+    label_smoothing: float = 0.0,
 ) -> Loss:
     """Binary cross-entropy between logits and targets.
 
@@ -265,6 +289,10 @@ def binary_cross_entropy_with_logits(
         ``axis=-1`` gives the per-sample losses of an ``(N, C)`` batch,
         ``axis=0`` the per-class losses. The sums are accumulated in float64
         in the same single pass. ``None`` (the default) reduces everything.
+    label_smoothing : float, default 0.0
+        Smooths the targets as Keras does: each target ``y`` becomes
+        ``y * (1 - label_smoothing) + 0.5 * label_smoothing``. Between 0
+        and 1.
 
     Returns
     -------
@@ -292,9 +320,11 @@ def binary_cross_entropy_with_logits(
     >>> fb.binary_cross_entropy_with_logits(x, y, reduction="none").shape
     (3, 3)
     """
-    result = _native(_LOSS_ON_LOGITS, input, target, weight, reduction, pos_weight, 1.0, out, axis)
+    result = _native(_LOSS_ON_LOGITS, input, target, weight, reduction, pos_weight, 1.0, out, axis, label_smoothing)
     if type(result) is _Declined:
-        result = _declined(_LOSS_ON_LOGITS, input, target, weight, reduction, pos_weight, 1.0, out, axis)
+        result = _declined(
+            _LOSS_ON_LOGITS, input, target, weight, reduction, pos_weight, 1.0, out, axis, label_smoothing
+        )
     return result[0]  # type: ignore[no-any-return]
 
 
@@ -307,6 +337,7 @@ def binary_cross_entropy(
     *,
     out: Optional[NDArray[Any]] = ...,
     axis: None = ...,
+    label_smoothing: float = ...,
 ) -> np.floating[Any]: ...
 
 
@@ -319,6 +350,7 @@ def binary_cross_entropy(
     *,
     out: Optional[NDArray[Any]] = ...,
     axis: None = ...,
+    label_smoothing: float = ...,
 ) -> NDArray[np.floating[Any]]: ...
 
 
@@ -331,6 +363,7 @@ def binary_cross_entropy(
     reduction: Literal["none"],
     out: Optional[NDArray[Any]] = ...,
     axis: None = ...,
+    label_smoothing: float = ...,
 ) -> NDArray[np.floating[Any]]: ...
 
 
@@ -343,6 +376,7 @@ def binary_cross_entropy(
     *,
     out: Optional[NDArray[Any]] = ...,
     axis: Union[int, Tuple[int, ...]],
+    label_smoothing: float = ...,
 ) -> NDArray[np.floating[Any]]: ...
 
 
@@ -355,6 +389,7 @@ def binary_cross_entropy(
     *,
     out: Optional[NDArray[Any]] = ...,
     axis: Axis = ...,
+    label_smoothing: float = ...,
 ) -> Loss: ...
 
 
@@ -366,6 +401,7 @@ def binary_cross_entropy(
     *,
     out: Optional[NDArray[Any]] = None,
     axis: Axis = None,
+    label_smoothing: float = 0.0,
 ) -> Loss:
     """Binary cross-entropy between probabilities and targets.
 
@@ -394,6 +430,10 @@ def binary_cross_entropy(
         ``axis=-1`` gives the per-sample losses of an ``(N, C)`` batch,
         ``axis=0`` the per-class losses. The sums are accumulated in float64
         in the same single pass. ``None`` (the default) reduces everything.
+    label_smoothing : float, default 0.0
+        Smooths the targets as Keras does: each target ``y`` becomes
+        ``y * (1 - label_smoothing) + 0.5 * label_smoothing``. Between 0
+        and 1.
 
     Returns
     -------
@@ -418,9 +458,11 @@ def binary_cross_entropy(
     >>> print(f"{fb.binary_cross_entropy(p, y):.6f}")
     0.279777
     """
-    result = _native(_LOSS_ON_PROBABILITIES, input, target, weight, reduction, None, 1.0, out, axis)
+    result = _native(_LOSS_ON_PROBABILITIES, input, target, weight, reduction, None, 1.0, out, axis, label_smoothing)
     if type(result) is _Declined:
-        result = _declined(_LOSS_ON_PROBABILITIES, input, target, weight, reduction, None, 1.0, out, axis)
+        result = _declined(
+            _LOSS_ON_PROBABILITIES, input, target, weight, reduction, None, 1.0, out, axis, label_smoothing
+        )
     return result[0]  # type: ignore[no-any-return]
 
 
@@ -434,6 +476,7 @@ def binary_cross_entropy_with_logits_grad(
     grad_output: ArrayLike = 1.0,
     out: Optional[NDArray[Any]] = None,
     axis: Axis = None,
+    label_smoothing: float = 0.0,
 ) -> NDArray[Any]:
     """Gradient of :func:`binary_cross_entropy_with_logits` with respect to `input`.
 
@@ -444,7 +487,7 @@ def binary_cross_entropy_with_logits_grad(
 
     Parameters
     ----------
-    input, target, weight, reduction, pos_weight
+    input, target, weight, reduction, pos_weight, label_smoothing
         As for :func:`binary_cross_entropy_with_logits`.
     grad_output : scalar or array_like, default 1.0
         The gradient of the reduced loss: a scalar for 'mean' and 'sum'; a
@@ -468,9 +511,13 @@ def binary_cross_entropy_with_logits_grad(
     >>> fb.binary_cross_entropy_with_logits_grad(np.array([0.0, 2.0]), np.array([1.0, 0.0]))
     array([-0.25      ,  0.44039854])
     """
-    result = _native(_GRAD_ON_LOGITS, input, target, weight, reduction, pos_weight, grad_output, out, axis)
+    result = _native(
+        _GRAD_ON_LOGITS, input, target, weight, reduction, pos_weight, grad_output, out, axis, label_smoothing
+    )
     if type(result) is _Declined:
-        result = _declined(_GRAD_ON_LOGITS, input, target, weight, reduction, pos_weight, grad_output, out, axis)
+        result = _declined(
+            _GRAD_ON_LOGITS, input, target, weight, reduction, pos_weight, grad_output, out, axis, label_smoothing
+        )
     return result[1]  # type: ignore[no-any-return]
 
 
@@ -483,6 +530,7 @@ def binary_cross_entropy_grad(
     grad_output: ArrayLike = 1.0,
     out: Optional[NDArray[Any]] = None,
     axis: Axis = None,
+    label_smoothing: float = 0.0,
 ) -> NDArray[Any]:
     """Gradient of :func:`binary_cross_entropy` with respect to `input`.
 
@@ -492,7 +540,7 @@ def binary_cross_entropy_grad(
 
     Parameters
     ----------
-    input, target, weight, reduction
+    input, target, weight, reduction, label_smoothing
         As for :func:`binary_cross_entropy`.
     grad_output : scalar or array_like, default 1.0
         A scalar for 'mean' and 'sum'; a scalar or an array broadcastable
@@ -515,9 +563,13 @@ def binary_cross_entropy_grad(
     >>> fb.binary_cross_entropy_grad(np.array([0.5, 0.8]), np.array([1.0, 0.0]), reduction="sum")
     array([-2., 5.])
     """
-    result = _native(_GRAD_ON_PROBABILITIES, input, target, weight, reduction, None, grad_output, out, axis)
+    result = _native(
+        _GRAD_ON_PROBABILITIES, input, target, weight, reduction, None, grad_output, out, axis, label_smoothing
+    )
     if type(result) is _Declined:
-        result = _declined(_GRAD_ON_PROBABILITIES, input, target, weight, reduction, None, grad_output, out, axis)
+        result = _declined(
+            _GRAD_ON_PROBABILITIES, input, target, weight, reduction, None, grad_output, out, axis, label_smoothing
+        )
     return result[1]  # type: ignore[no-any-return]
 
 
@@ -532,6 +584,7 @@ def binary_cross_entropy_with_logits_value_and_grad(
     grad_output: ArrayLike = ...,
     out: Optional[NDArray[Any]] = ...,
     axis: None = ...,
+    label_smoothing: float = ...,
 ) -> Tuple[np.floating[Any], NDArray[np.floating[Any]]]: ...
 
 
@@ -546,6 +599,7 @@ def binary_cross_entropy_with_logits_value_and_grad(
     grad_output: ArrayLike = ...,
     out: Optional[NDArray[Any]] = ...,
     axis: None = ...,
+    label_smoothing: float = ...,
 ) -> Tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]]: ...
 
 
@@ -560,6 +614,7 @@ def binary_cross_entropy_with_logits_value_and_grad(
     grad_output: ArrayLike = ...,
     out: Optional[NDArray[Any]] = ...,
     axis: None = ...,
+    label_smoothing: float = ...,
 ) -> Tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]]: ...
 
 
@@ -574,6 +629,7 @@ def binary_cross_entropy_with_logits_value_and_grad(
     grad_output: ArrayLike = ...,
     out: Optional[NDArray[Any]] = ...,
     axis: Union[int, Tuple[int, ...]],
+    label_smoothing: float = ...,
 ) -> Tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]]: ...
 
 
@@ -588,6 +644,7 @@ def binary_cross_entropy_with_logits_value_and_grad(
     grad_output: ArrayLike = ...,
     out: Optional[NDArray[Any]] = ...,
     axis: Axis = ...,
+    label_smoothing: float = ...,
 ) -> Tuple[Loss, NDArray[Any]]: ...
 
 
@@ -601,6 +658,7 @@ def binary_cross_entropy_with_logits_value_and_grad(
     grad_output: ArrayLike = 1.0,
     out: Optional[NDArray[Any]] = None,
     axis: Axis = None,
+    label_smoothing: float = 0.0,
 ) -> Tuple[Loss, NDArray[Any]]:
     """Loss and gradient of :func:`binary_cross_entropy_with_logits` in one pass.
 
@@ -623,10 +681,14 @@ def binary_cross_entropy_with_logits_value_and_grad(
     >>> print(f"{loss:.6f}", grad)
     1.410038 [-0.25        0.44039854]
     """
-    result = _native(_BOTH_ON_LOGITS, input, target, weight, reduction, pos_weight, grad_output, out, axis)
+    result = _native(
+        _BOTH_ON_LOGITS, input, target, weight, reduction, pos_weight, grad_output, out, axis, label_smoothing
+    )
     if type(result) is _Declined:
-        result = _declined(_BOTH_ON_LOGITS, input, target, weight, reduction, pos_weight, grad_output, out, axis)
-    return result  # type: ignore[no-any-return]
+        result = _declined(
+            _BOTH_ON_LOGITS, input, target, weight, reduction, pos_weight, grad_output, out, axis, label_smoothing
+        )
+    return result[0], result[1]
 
 
 @overload
@@ -639,6 +701,7 @@ def binary_cross_entropy_value_and_grad(
     grad_output: ArrayLike = ...,
     out: Optional[NDArray[Any]] = ...,
     axis: None = ...,
+    label_smoothing: float = ...,
 ) -> Tuple[np.floating[Any], NDArray[np.floating[Any]]]: ...
 
 
@@ -652,6 +715,7 @@ def binary_cross_entropy_value_and_grad(
     grad_output: ArrayLike = ...,
     out: Optional[NDArray[Any]] = ...,
     axis: None = ...,
+    label_smoothing: float = ...,
 ) -> Tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]]: ...
 
 
@@ -665,6 +729,7 @@ def binary_cross_entropy_value_and_grad(
     grad_output: ArrayLike = ...,
     out: Optional[NDArray[Any]] = ...,
     axis: None = ...,
+    label_smoothing: float = ...,
 ) -> Tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]]: ...
 
 
@@ -678,6 +743,7 @@ def binary_cross_entropy_value_and_grad(
     grad_output: ArrayLike = ...,
     out: Optional[NDArray[Any]] = ...,
     axis: Union[int, Tuple[int, ...]],
+    label_smoothing: float = ...,
 ) -> Tuple[NDArray[np.floating[Any]], NDArray[np.floating[Any]]]: ...
 
 
@@ -691,6 +757,7 @@ def binary_cross_entropy_value_and_grad(
     grad_output: ArrayLike = ...,
     out: Optional[NDArray[Any]] = ...,
     axis: Axis = ...,
+    label_smoothing: float = ...,
 ) -> Tuple[Loss, NDArray[Any]]: ...
 
 
@@ -703,6 +770,7 @@ def binary_cross_entropy_value_and_grad(
     grad_output: ArrayLike = 1.0,
     out: Optional[NDArray[Any]] = None,
     axis: Axis = None,
+    label_smoothing: float = 0.0,
 ) -> Tuple[Loss, NDArray[Any]]:
     """Loss and gradient of :func:`binary_cross_entropy` in one pass.
 
@@ -721,10 +789,305 @@ def binary_cross_entropy_value_and_grad(
     >>> print(f"{loss:.6f}", grad)
     2.302585 [-2.  5.]
     """
-    result = _native(_BOTH_ON_PROBABILITIES, input, target, weight, reduction, None, grad_output, out, axis)
+    result = _native(
+        _BOTH_ON_PROBABILITIES, input, target, weight, reduction, None, grad_output, out, axis, label_smoothing
+    )
     if type(result) is _Declined:
-        result = _declined(_BOTH_ON_PROBABILITIES, input, target, weight, reduction, None, grad_output, out, axis)
-    return result  # type: ignore[no-any-return]
+        result = _declined(
+            _BOTH_ON_PROBABILITIES, input, target, weight, reduction, None, grad_output, out, axis, label_smoothing
+        )
+    return result[0], result[1]
+
+
+def binary_cross_entropy_with_logits_hess(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = None,
+    reduction: str = "mean",
+    pos_weight: Optional[ArrayLike] = None,
+    *,
+    grad_output: ArrayLike = 1.0,
+    label_smoothing: float = 0.0,
+    min_hess: Optional[float] = 0.0,
+    out: Optional[NDArray[Any]] = None,
+    axis: Axis = None,
+) -> NDArray[Any]:
+    """Second derivative of :func:`binary_cross_entropy_with_logits` with
+    respect to each element of `input` (the Hessian's diagonal; it has no
+    other non-zero entries).
+
+    Elementwise ``weight * (1 - target + pos_weight * target) *
+    sigmoid(input) * sigmoid(-input)``, floored at `min_hess`, divided by
+    ``input.size`` for 'mean', times `grad_output`. Both sigmoids are
+    computed directly (never as ``p * (1 - p)``), so the value keeps full
+    relative precision in the tails, where it is tiny.
+
+    Parameters
+    ----------
+    input, target, weight, reduction, pos_weight, label_smoothing
+        As for :func:`binary_cross_entropy_with_logits`.
+    grad_output, axis
+        As for :func:`binary_cross_entropy_with_logits_grad`: the second
+        derivative is scaled as the gradient is.
+    min_hess : float or None, default 0.0
+        Floor of each element's second derivative (before the mean's
+        division and `grad_output`): gradient-boosting libraries need it
+        positive. None: no floor.
+    out : ndarray, optional
+        Receives the result: a writeable array of `input`'s shape and the
+        result dtype. May be `input` itself.
+
+    Returns
+    -------
+    ndarray
+        The second derivative, of `input`'s shape and float dtype.
+
+    Examples
+    --------
+    >>> import numpy as np, fastbce as fb
+    >>> fb.binary_cross_entropy_with_logits_hess(np.array([0.0, 2.0]), np.array([1.0, 0.0]), reduction="sum")
+    array([0.25      , 0.10499359])
+    """
+    result = _native(
+        _HESS_ON_LOGITS, input, target, weight, reduction, pos_weight, grad_output, out, axis, label_smoothing, min_hess
+    )
+    if type(result) is _Declined:
+        result = _declined(
+            _HESS_ON_LOGITS,
+            input,
+            target,
+            weight,
+            reduction,
+            pos_weight,
+            grad_output,
+            out,
+            axis,
+            label_smoothing,
+            min_hess,
+        )
+    return result[2]  # type: ignore[no-any-return]
+
+
+Derivatives = Tuple[NDArray[Any], NDArray[Any]]
+OutPair = Optional[Tuple[Optional[NDArray[Any]], Optional[NDArray[Any]]]]
+
+
+@overload
+def binary_cross_entropy_with_logits_grad_and_hess(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = ...,
+    reduction: str = ...,
+    pos_weight: Optional[ArrayLike] = ...,
+    *,
+    grad_output: ArrayLike = ...,
+    label_smoothing: float = ...,
+    min_hess: Optional[float] = ...,
+    out: OutPair = ...,
+    axis: Axis = ...,
+    return_loss: Literal[False] = ...,
+) -> Derivatives: ...
+
+
+@overload
+def binary_cross_entropy_with_logits_grad_and_hess(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = ...,
+    reduction: str = ...,
+    pos_weight: Optional[ArrayLike] = ...,
+    *,
+    grad_output: ArrayLike = ...,
+    label_smoothing: float = ...,
+    min_hess: Optional[float] = ...,
+    out: OutPair = ...,
+    axis: Axis = ...,
+    return_loss: Literal[True],
+) -> Tuple[Loss, NDArray[Any], NDArray[Any]]: ...
+
+
+def binary_cross_entropy_with_logits_grad_and_hess(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = None,
+    reduction: str = "mean",
+    pos_weight: Optional[ArrayLike] = None,
+    *,
+    grad_output: ArrayLike = 1.0,
+    label_smoothing: float = 0.0,
+    min_hess: Optional[float] = 0.0,
+    out: OutPair = None,
+    axis: Axis = None,
+    return_loss: bool = False,
+) -> Union[Derivatives, Tuple[Loss, NDArray[Any], NDArray[Any]]]:
+    """Gradient and second derivative of
+    :func:`binary_cross_entropy_with_logits` in one pass (what Newton steps
+    and gradient boosting need).
+
+    Arguments are those of :func:`binary_cross_entropy_with_logits_hess`.
+
+    Parameters
+    ----------
+    out : (ndarray or None, ndarray or None), optional
+        Receive the gradient and the second derivative.
+    return_loss : bool, default False
+        Also return the loss (reduced by `reduction`), from the same pass.
+
+    Returns
+    -------
+    (grad, hess), or (loss, grad, hess) with `return_loss`
+
+    Examples
+    --------
+    >>> import numpy as np, fastbce as fb
+    >>> g, h = fb.binary_cross_entropy_with_logits_grad_and_hess(
+    ...     np.array([0.0, 2.0]), np.array([1.0, 0.0]), reduction="sum")
+    >>> g, h
+    (array([-0.5       ,  0.88079708]), array([0.25      , 0.10499359]))
+    """
+    request = _ALL_ON_LOGITS if return_loss else _DERIVATIVES_ON_LOGITS
+    result = _native(
+        request, input, target, weight, reduction, pos_weight, grad_output, out, axis, label_smoothing, min_hess
+    )
+    if type(result) is _Declined:
+        result = _declined(
+            request, input, target, weight, reduction, pos_weight, grad_output, out, axis, label_smoothing, min_hess
+        )
+    return result if return_loss else (result[1], result[2])  # type: ignore[no-any-return]
+
+
+def binary_cross_entropy_hess(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = None,
+    reduction: str = "mean",
+    *,
+    grad_output: ArrayLike = 1.0,
+    label_smoothing: float = 0.0,
+    min_hess: Optional[float] = 0.0,
+    out: Optional[NDArray[Any]] = None,
+    axis: Axis = None,
+) -> NDArray[Any]:
+    """Second derivative of :func:`binary_cross_entropy` with respect to
+    each element of `input`.
+
+    The derivative of :func:`binary_cross_entropy_grad` as PyTorch clamps
+    it: elementwise ``weight * (target / input**2 + (1 - target) / (1 -
+    input)**2)`` where ``input * (1 - input) > 1e-12``, and ``weight /
+    1e-12`` where the gradient's clamp holds its denominator (at 0 and 1),
+    floored at `min_hess`, divided by ``input.size`` for 'mean', times
+    `grad_output`.
+
+    Parameters
+    ----------
+    input, target, weight, reduction, label_smoothing
+        As for :func:`binary_cross_entropy`.
+    grad_output, min_hess, out, axis
+        As for :func:`binary_cross_entropy_with_logits_hess`.
+
+    Returns
+    -------
+    ndarray
+        The second derivative, of `input`'s shape and float dtype.
+
+    Examples
+    --------
+    >>> import numpy as np, fastbce as fb
+    >>> fb.binary_cross_entropy_hess(np.array([0.5, 0.8]), np.array([1.0, 0.0]), reduction="sum")
+    array([ 4., 25.])
+    """
+    result = _native(
+        _HESS_ON_PROBABILITIES,
+        input,
+        target,
+        weight,
+        reduction,
+        None,
+        grad_output,
+        out,
+        axis,
+        label_smoothing,
+        min_hess,
+    )
+    if type(result) is _Declined:
+        result = _declined(
+            _HESS_ON_PROBABILITIES,
+            input,
+            target,
+            weight,
+            reduction,
+            None,
+            grad_output,
+            out,
+            axis,
+            label_smoothing,
+            min_hess,
+        )
+    return result[2]  # type: ignore[no-any-return]
+
+
+@overload
+def binary_cross_entropy_grad_and_hess(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = ...,
+    reduction: str = ...,
+    *,
+    grad_output: ArrayLike = ...,
+    label_smoothing: float = ...,
+    min_hess: Optional[float] = ...,
+    out: OutPair = ...,
+    axis: Axis = ...,
+    return_loss: Literal[False] = ...,
+) -> Derivatives: ...
+
+
+@overload
+def binary_cross_entropy_grad_and_hess(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = ...,
+    reduction: str = ...,
+    *,
+    grad_output: ArrayLike = ...,
+    label_smoothing: float = ...,
+    min_hess: Optional[float] = ...,
+    out: OutPair = ...,
+    axis: Axis = ...,
+    return_loss: Literal[True],
+) -> Tuple[Loss, NDArray[Any], NDArray[Any]]: ...
+
+
+def binary_cross_entropy_grad_and_hess(
+    input: ArrayLike,
+    target: ArrayLike,
+    weight: Optional[ArrayLike] = None,
+    reduction: str = "mean",
+    *,
+    grad_output: ArrayLike = 1.0,
+    label_smoothing: float = 0.0,
+    min_hess: Optional[float] = 0.0,
+    out: OutPair = None,
+    axis: Axis = None,
+    return_loss: bool = False,
+) -> Union[Derivatives, Tuple[Loss, NDArray[Any], NDArray[Any]]]:
+    """Gradient and second derivative of :func:`binary_cross_entropy` in
+    one pass; arguments and results as for
+    :func:`binary_cross_entropy_with_logits_grad_and_hess`.
+
+    Examples
+    --------
+    >>> import numpy as np, fastbce as fb
+    >>> fb.binary_cross_entropy_grad_and_hess(np.array([0.5, 0.8]), np.array([1.0, 0.0]), reduction="sum")
+    (array([-2.,  5.]), array([ 4., 25.]))
+    """
+    request = _ALL_ON_PROBABILITIES if return_loss else _DERIVATIVES_ON_PROBABILITIES
+    result = _native(request, input, target, weight, reduction, None, grad_output, out, axis, label_smoothing, min_hess)
+    if type(result) is _Declined:
+        result = _declined(
+            request, input, target, weight, reduction, None, grad_output, out, axis, label_smoothing, min_hess
+        )
+    return result if return_loss else (result[1], result[2])  # type: ignore[no-any-return]
 
 
 def sigmoid(x: ArrayLike, *, out: Optional[NDArray[Any]] = None) -> NDArray[Any]:

@@ -284,7 +284,7 @@ pub(crate) fn check_outputs(
         }
         for other in outputs[..i].iter().flatten() {
             if ranges_meet(out.extent(), out.ptr, other.extent(), other.ptr) {
-                return Err(KernelError::Overlap("two output arrays overlap".into()));
+                return Err(KernelError::OutputsOverlap);
             }
         }
         for inp in inputs.iter().flatten() {

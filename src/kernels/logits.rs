@@ -1,24 +1,37 @@
-//! Binary cross-entropy with logits: loss, gradient, or both in one pass.
+//! Binary cross-entropy with logits: loss, gradient, second derivative, or
+//! several in one pass.
 //!
 //! With `a = 1 - y` and `b = pos_weight * y`, the loss element is
-//! `w * (a * softplus(x) + b * softplus(-x))` and its derivative
-//! `w * (a * sigmoid(x) - b * sigmoid(-x))`: two non-negative terms each,
-//! so the loss never cancels and the gradient's tails keep full precision.
+//! `w * (a * softplus(x) + b * softplus(-x))`, its derivative
+//! `w * (a * sigmoid(x) - b * sigmoid(-x))` and its second derivative
+//! `w * (a + b) * sigmoid(x) * sigmoid(-x)`: the loss and the second
+//! derivative are sums and products of non-negative terms, so they never
+//! cancel, and the gradient's tails keep full precision.
 
 use super::KernelError;
-use super::math::{Real, exp_neg_abs, madd, sigmoid_pair, softplus_combination};
-use super::parallel::{BlockOp, NIN};
+use super::math::{Real, Smoothing, exp_neg_abs, floored, madd, sigmoid_pair, softplus_combination};
+use super::parallel::{BlockOp, NIN, NOUT};
 
-pub(crate) struct Logits<C> {
+/// Which results a call writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Outputs {
     pub value: bool,
     pub grad: bool,
+    pub hess: bool,
+}
+
+pub(crate) struct Logits<C> {
+    pub outputs: Outputs,
     /// A pos_weight is given.
     pub pos_weight: bool,
     /// A weight or grad_output is given.
     pub weighted: bool,
-    /// Factor of every gradient element (grad_output, divided by the count
-    /// for a mean).
+    /// Factor of every gradient and second-derivative element
+    /// (grad_output, divided by the count for a mean).
     pub scale: C,
+    pub smoothing: Smoothing<C>,
+    /// Floor of each element's second derivative (before `scale`).
+    pub min_hess: C,
 }
 
 #[inline(always)]
@@ -27,35 +40,43 @@ fn block<
     const FMA: bool,
     const VALUE: bool,
     const GRAD: bool,
+    const HESS: bool,
     const POS_WEIGHT: bool,
     const WEIGHTED: bool,
 >(
+    op: &Logits<C>,
     ins: [&[C]; NIN],
-    value: &mut [C],
-    grad: &mut [C],
-    scale: C,
+    outs: [&mut [C]; NOUT],
 ) {
     let [x, y, w, p, go] = ins;
     let n = x.len();
     let (y, w, p, go) = (&y[..n], &w[..n], &p[..n], &go[..n]);
-    let (value, grad) = (&mut value[..n], &mut grad[..n]);
+    let [value, grad, hess] = outs;
+    let (value, grad, hess) = (&mut value[..n], &mut grad[..n], &mut hess[..n]);
+    let (scale, smoothing, min_hess) = (op.scale, op.smoothing, op.min_hess);
     for i in 0..n {
         let x = x[i];
-        let a = C::ONE - y[i];
-        let b = if POS_WEIGHT { p[i] * y[i] } else { y[i] };
+        let (a, t) = smoothing.complement_and_target::<FMA>(y[i]);
+        let b = if POS_WEIGHT { p[i] * t } else { t };
+        // With b = t, a + b is 1 (exactly, mathematically; use it so).
+        // Otherwise it is `p * t + a`, one fused multiply-add that does
+        // not wait for `b` (measured faster than `a + b`).
+        let a_plus_b = if POS_WEIGHT { madd::<C, FMA>(p[i], t, a) } else { C::ONE };
         let e = exp_neg_abs::<C, FMA>(x);
         if VALUE {
-            // With b = y, a + b is 1 (exactly, mathematically; use it so).
-            // Otherwise it is `p * y + a`, one fused multiply-add that does
-            // not wait for `b` (measured faster than `a + b`).
-            let a_plus_b = if POS_WEIGHT { madd::<C, FMA>(p[i], y[i], a) } else { C::ONE };
             let loss = softplus_combination::<C, FMA>(x, e, a, b, a_plus_b);
             value[i] = if WEIGHTED { w[i] * loss } else { loss };
         }
-        if GRAD {
+        if GRAD || HESS {
             let (s_pos, s_neg) = sigmoid_pair::<C, FMA>(x, e);
+            let factor = if WEIGHTED { scale * go[i] } else { scale };
             let d = a * s_pos - b * s_neg;
-            grad[i] = if WEIGHTED { scale * go[i] * w[i] * d } else { scale * d };
+            grad[i] = if WEIGHTED { factor * w[i] * d } else { factor * d };
+            if HESS {
+                let h = a_plus_b * (s_pos * s_neg);
+                let h = if WEIGHTED { w[i] * h } else { h };
+                hess[i] = factor * floored(h, min_hess);
+            }
         }
     }
 }
@@ -65,29 +86,31 @@ impl<C: Real> Logits<C> {
     /// an absent operand; a weighted call without pos_weight reads ones for
     /// it (one variant fewer to compile; weights cost more than that).
     #[inline(always)]
-    fn run<const FMA: bool, const VALUE: bool, const GRAD: bool>(
+    fn run<const FMA: bool, const VALUE: bool, const GRAD: bool, const HESS: bool>(
         &self,
         ins: [&[C]; NIN],
-        value: &mut [C],
-        grad: &mut [C],
+        outs: [&mut [C]; NOUT],
     ) {
-        let s = self.scale;
         match (self.pos_weight, self.weighted) {
-            (false, false) => block::<C, FMA, VALUE, GRAD, false, false>(ins, value, grad, s),
-            (true, false) => block::<C, FMA, VALUE, GRAD, true, false>(ins, value, grad, s),
-            (_, true) => block::<C, FMA, VALUE, GRAD, true, true>(ins, value, grad, s),
+            (false, false) => block::<C, FMA, VALUE, GRAD, HESS, false, false>(self, ins, outs),
+            (true, false) => block::<C, FMA, VALUE, GRAD, HESS, true, false>(self, ins, outs),
+            (_, true) => block::<C, FMA, VALUE, GRAD, HESS, true, true>(self, ins, outs),
         }
     }
 }
 
 impl<C: Real> BlockOp<C> for Logits<C> {
     #[inline(always)]
-    fn apply<const FMA: bool>(&self, ins: [&[C]; NIN], value: &mut [C], grad: &mut [C]) -> Result<(), KernelError> {
-        match (self.value, self.grad) {
-            (true, true) => self.run::<FMA, true, true>(ins, value, grad),
-            (true, false) => self.run::<FMA, true, false>(ins, value, grad),
-            (false, true) => self.run::<FMA, false, true>(ins, value, grad),
-            (false, false) => {}
+    fn apply<const FMA: bool>(&self, ins: [&[C]; NIN], outs: [&mut [C]; NOUT]) -> Result<(), KernelError> {
+        // A second derivative alone is computed with the gradient (which it
+        // needs most of), written to scratch: one variant fewer.
+        match self.outputs {
+            Outputs { value: true, grad: false, hess: false } => self.run::<FMA, true, false, false>(ins, outs),
+            Outputs { value: false, grad: true, hess: false } => self.run::<FMA, false, true, false>(ins, outs),
+            Outputs { value: true, grad: true, hess: false } => self.run::<FMA, true, true, false>(ins, outs),
+            Outputs { value: false, hess: true, .. } => self.run::<FMA, false, true, true>(ins, outs),
+            Outputs { value: true, hess: true, .. } => self.run::<FMA, true, true, true>(ins, outs),
+            Outputs { value: false, grad: false, hess: false } => {}
         }
         Ok(())
     }

@@ -43,8 +43,21 @@ pub trait Real:
     fn to_f64(self) -> f64;
     fn load<T: Elem>(v: T) -> Self;
     fn store<T: OutElem>(self) -> T;
+    /// Veltkamp's splitting constant, `2^ceil(p/2) + 1` for `p` mantissa bits.
+    const SPLITTER: Self;
+    /// `ln 2` in two parts: the high part times any integer up to 2^10 in
+    /// magnitude is exact.
+    const LN2_HI: Self;
+    /// See [`Real::LN2_HI`].
+    const LN2_LO: Self;
+
     /// `exp(t)` for `t <= 0` (0 below the underflow, NaN for NaN).
     fn exp_nonpositive<const FMA: bool>(self) -> Self;
+    /// `exp(hi + lo)` for `hi + lo <= 1` and `|lo| <= 4`, without rounding
+    /// `hi + lo` first: the result keeps the precision of `lo` even where
+    /// `hi` is large (0 below the underflow, NaN for NaN).
+    /// (With `TAIL` false, `lo` is ignored: `exp(hi)` for `hi <= 0`.)
+    fn exp_sum<const FMA: bool, const TAIL: bool>(hi: Self, lo: Self) -> Self;
     /// `log1p(e)` for `e` in `[0, 1]` (NaN for NaN).
     fn log1p_unit<const FMA: bool>(e: Self) -> Self;
     /// `k ln2 + log1p(f)` for `|f| <= 1/2` and a small integer `k`.
@@ -79,6 +92,24 @@ impl MulAdd for f64 {
     fn fused(self, b: f64, c: f64) -> f64 {
         self.mul_add(b, c)
     }
+}
+
+/// `(p, e)` with `p = a * b` rounded and `p + e = a * b` exactly: one fused
+/// multiply-add, or without FMA Dekker's product of Veltkamp's halves
+/// (exact unless a product overflows).
+#[inline(always)]
+pub fn two_product<C: Real, const FMA: bool>(a: C, b: C) -> (C, C) {
+    let p = a * b;
+    if FMA {
+        return (p, a.fused(b, -p));
+    }
+    let split = |v: C| {
+        let c = C::SPLITTER * v;
+        let hi = c - (c - v);
+        (hi, v - hi)
+    };
+    let ((ah, al), (bh, bl)) = (split(a), split(b));
+    (p, ((ah * bh - p) + ah * bl + al * bh) + al * bl)
 }
 
 /// `if a > b { a } else { b }`: a plain selection (NaN in `a` gives `b`), which
@@ -221,23 +252,37 @@ const LOG_F64: [f64; 8] = [
 macro_rules! exp_log {
     ($t:ident, $bits:ident, $ibits:ident, $mant:expr, $bias:expr, $clamp:expr, $shift:expr,
      $ln2_hi:expr, $ln2_lo:expr, $exp:ident, $log:ident) => {
+        const LN2_HI: $t = $ln2_hi;
+        const LN2_LO: $t = $ln2_lo;
+
         #[inline(always)]
         fn exp_nonpositive<const FMA: bool>(self) -> $t {
+            Self::exp_sum::<FMA, false>(self, 0.0)
+        }
+
+        #[inline(always)]
+        fn exp_sum<const FMA: bool, const TAIL: bool>(hi: $t, lo: $t) -> $t {
             // Below the clamp the result rounds to 0; NaN is not clamped.
-            let t = if self < $clamp { $clamp } else { self };
+            let t = if hi < $clamp { $clamp } else { hi };
+            // (A NaN `lo` of an infinite `hi` is dropped with it.)
+            let lo = if TAIL && hi < $clamp { 0.0 } else { lo };
             // Round t / ln2 to an integer k with the 1.5 * 2^mant trick: k
             // sits in the low bits of `z`, and `z - MAGIC` is k as a float.
             const MAGIC: $t = 1.5 * (1u64 << $mant) as $t;
-            let z = madd::<$t, FMA>(t, std::$t::consts::LOG2_E, MAGIC);
+            let z = madd::<$t, FMA>(if TAIL { t + lo } else { t }, std::$t::consts::LOG2_E, MAGIC);
             let kf = z - MAGIC;
+            // `k ln2_hi` is exact, so `t - k ln2_hi` (at most `|lo| + ln2/2`
+            // in magnitude) rounds at most once, relative to itself: the
+            // large part of `hi` cancels exactly, and `lo` joins after it.
             let r = madd::<$t, FMA>(-kf, $ln2_hi, t);
+            let r = if TAIL { r + lo } else { r };
             let r = madd::<$t, FMA>(-kf, $ln2_lo, r);
             // exp(r) = 1 + (r + r^2 q(r)): r is exact and r^2 q(r) small,
             // so only the final addition rounds noticeably.
             let q = horner::<$t, FMA, { $exp.len() }>(r, $exp);
             let p = 1.0 + madd::<$t, FMA>(r * r, q, r);
             // p * 2^k as p * 2^(k + SHIFT) * 2^-SHIFT: with k between
-            // clamp / ln2 and 0, 2^(k + SHIFT) is a normal float whose bits
+            // clamp / ln2 and 1, 2^(k + SHIFT) is a normal float whose bits
             // come straight from z's (k sits in its low bits), the first
             // product is exact, and the second rounds once, into the
             // subnormals where the result is that small. A NaN p stays NaN.
@@ -281,6 +326,7 @@ macro_rules! exp_log {
 
 impl Real for f32 {
     real_common!(f32, to_f32, from_f32);
+    const SPLITTER: f32 = 4097.0;
 
     #[inline(always)]
     fn quotient<const FMA: bool>(n: f32, d: f32) -> f32 {
@@ -296,6 +342,7 @@ impl Real for f32 {
 
 impl Real for f64 {
     real_common!(f64, to_f64, from_f64);
+    const SPLITTER: f64 = 134_217_729.0;
 
     #[inline(always)]
     fn quotient<const FMA: bool>(n: f64, d: f64) -> f64 {
@@ -440,6 +487,34 @@ pub fn softplus_combination<C: Real, const FMA: bool>(x: C, e: C, a: C, b: C, a_
     let l = C::log1p_unit::<FMA>(e);
     let (c, abs) = if x >= C::ZERO { (a, x) } else { (b, -x) };
     madd::<C, FMA>(a_plus_b, l, times(c, abs))
+}
+
+/// Label smoothing (Keras's): the target `y` becomes `y (1 - ls) + ls / 2`.
+#[derive(Clone, Copy, Debug)]
+pub struct Smoothing<C> {
+    keep: C,
+    half: C,
+}
+
+impl<C: Real> Smoothing<C> {
+    pub fn new(label_smoothing: f64) -> Self {
+        Smoothing { keep: C::from_f64(1.0 - label_smoothing), half: C::from_f64(0.5 * label_smoothing) }
+    }
+
+    /// `(1 - t, t)` for the smoothed target `t` of `y`, each a sum of
+    /// non-negative terms (for `y` in [0, 1]), so neither cancels: `1 - t`
+    /// is `(1 - y) (1 - ls) + ls / 2`. Without smoothing they are `1 - y`
+    /// and `y` exactly.
+    #[inline(always)]
+    pub fn complement_and_target<const FMA: bool>(self, y: C) -> (C, C) {
+        (madd::<C, FMA>(C::ONE - y, self.keep, self.half), madd::<C, FMA>(y, self.keep, self.half))
+    }
+}
+
+/// `if v < floor { floor } else { v }`: a NaN `v` stays NaN.
+#[inline(always)]
+pub fn floored<C: Real>(v: C, floor: C) -> C {
+    if v < floor { floor } else { v }
 }
 
 /// `(sigmoid(x), sigmoid(-x))` from `e = exp(-|x|)`, each computed directly

@@ -10,6 +10,7 @@ mod array;
 mod bins;
 mod count;
 mod elem;
+mod focal;
 mod layout;
 mod logits;
 mod math;
@@ -37,8 +38,9 @@ pub use pool::{
 pub use reduce::ExactSum;
 pub use simd::{Level, detected as detected_level, level as simd_level, set_level as set_simd_level};
 
-use math::Real;
-use parallel::{BlockOp, NIN, Operands, drive};
+use logits::Outputs;
+use math::{Real, Smoothing};
+use parallel::{BlockOp, NIN, NOUT, Operands, drive};
 use std::fmt;
 
 /// Why a kernel call did not run.
@@ -53,6 +55,9 @@ pub enum KernelError {
     Overlap(String),
     /// Two indices of an output address the same bytes.
     OutputOverlapsItself,
+    /// Two outputs the caller gave (a gradient's and a second
+    /// derivative's) share memory.
+    OutputsOverlap,
     /// A view that does not fit the memory it was made from.
     BadLayout(String),
     /// `binary_cross_entropy` got an input outside [0, 1] or NaN.
@@ -81,6 +86,10 @@ impl fmt::Display for KernelError {
                     "out has elements that share memory (a broadcast or overlapping view); pass an array whose elements are distinct"
                 )
             }
+            KernelError::OutputsOverlap => write!(
+                f,
+                "out: the gradient and second-derivative arrays share memory; pass two arrays that do not overlap"
+            ),
             KernelError::BadLayout(what) => write!(f, "bad array layout: {what}"),
             KernelError::InputOutOfRange => write!(f, "all elements of input should be between 0 and 1"),
             KernelError::TargetOutOfRange => write!(f, "all elements of target should be between 0 and 1"),
@@ -99,12 +108,15 @@ impl fmt::Display for KernelError {
 impl std::error::Error for KernelError {}
 
 /// Which binary cross-entropy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Loss {
     /// On logits (`binary_cross_entropy_with_logits`).
     Logits,
     /// On probabilities (`binary_cross_entropy`); `pos_weight` is ignored.
     Probabilities,
+    /// The focal loss on logits (`sigmoid_focal_loss`): `alpha` below 0
+    /// turns the class weighting off; `gamma >= 0`. `pos_weight` is ignored.
+    Focal { alpha: f64, gamma: f64 },
 }
 
 /// One loss call: what to read, and what to produce.
@@ -118,14 +130,21 @@ pub struct LossRequest<'a> {
     pub pos_weight: Option<ArrayRef<'a>>,
     /// Elementwise factor of the gradient (`reduction="none"`).
     pub grad_output: Option<ArrayRef<'a>>,
-    /// Scalar factor of every gradient element.
+    /// Scalar factor of every gradient and second-derivative element.
     pub grad_scale: f64,
+    /// Label smoothing: the target `y` becomes `y (1 - ls) + ls / 2`.
+    pub label_smoothing: f64,
+    /// Floor of each element's second derivative, before `grad_scale` and
+    /// `grad_output` (`-inf`: none).
+    pub min_hess: f64,
     /// Return the float64 sum of the loss elements.
     pub sum: bool,
     /// Receives the loss elements.
     pub loss_out: Option<ArrayMut<'a>>,
     /// Receives the gradient elements.
     pub grad_out: Option<ArrayMut<'a>>,
+    /// Receives the second-derivative elements.
+    pub hess_out: Option<ArrayMut<'a>>,
     /// Receives (adds) the loss summed over some axes.
     pub axis_sums: Option<AxisSums<'a>>,
     /// The outputs were just allocated: their pages are faulted in as they
@@ -150,9 +169,12 @@ impl<'a> LossRequest<'a> {
             pos_weight: None,
             grad_output: None,
             grad_scale: 1.0,
+            label_smoothing: 0.0,
+            min_hess: f64::NEG_INFINITY,
             sum: true,
             loss_out: None,
             grad_out: None,
+            hess_out: None,
             axis_sums: None,
             fresh_outputs: false,
             scratch_outputs: false,
@@ -166,21 +188,33 @@ pub fn computes_in_f32(dtype: DType) -> bool {
 }
 
 fn run<C: Real>(req: &mut LossRequest<'_>) -> Result<ExactSum, KernelError> {
-    let value = req.sum || req.loss_out.is_some() || req.axis_sums.is_some();
-    let grad = req.grad_out.is_some();
+    let outputs = Outputs {
+        value: req.sum || req.loss_out.is_some() || req.axis_sums.is_some(),
+        grad: req.grad_out.is_some(),
+        hess: req.hess_out.is_some(),
+    };
     let pos_weight = if req.loss == Loss::Logits { req.pos_weight.as_ref() } else { None };
     let mut ops = Operands {
         ins: [Some(&req.input), Some(&req.target), req.weight.as_ref(), pos_weight, req.grad_output.as_ref()],
-        outs: [req.loss_out.as_ref(), req.grad_out.as_ref()],
+        outs: [req.loss_out.as_ref(), req.grad_out.as_ref(), req.hess_out.as_ref()],
         axis_sums: req.axis_sums.as_mut(),
         fresh_outputs: req.fresh_outputs,
     };
     let scale = C::from_f64(req.grad_scale);
+    let smoothing = Smoothing::new(req.label_smoothing);
+    let min_hess = C::from_f64(req.min_hess);
+    let weighted = req.weight.is_some() || req.grad_output.is_some();
     match req.loss {
         Loss::Logits => {
-            let weighted = req.weight.is_some() || req.grad_output.is_some();
-            let logits = logits::Logits { value, grad, pos_weight: pos_weight.is_some(), weighted, scale };
+            let pos_weight = pos_weight.is_some();
+            let logits = logits::Logits { outputs, pos_weight, weighted, scale, smoothing, min_hess };
             drive(&mut ops, &logits, req.sum)
+        }
+        Loss::Focal { alpha, gamma } => {
+            let alpha = (alpha >= 0.0).then(|| (C::from_f64(alpha), C::from_f64(1.0 - alpha)));
+            let focal =
+                focal::Focal { outputs, weighted, scale, smoothing, min_hess, alpha, gamma: C::from_f64(gamma) };
+            drive(&mut ops, &focal, req.sum)
         }
         Loss::Probabilities => {
             // Nothing the caller holds is written before every element is
@@ -190,14 +224,14 @@ fn run<C: Real>(req: &mut LossRequest<'_>) -> Result<ExactSum, KernelError> {
             if writes && !req.scratch_outputs {
                 let mut check = Operands {
                     ins: [Some(&req.input), Some(&req.target), None, None, None],
-                    outs: [None, None],
+                    outs: [None, None, None],
                     axis_sums: None,
                     fresh_outputs: false,
                 };
 
                 drive::<C, _>(&mut check, &probs::CheckRange, false)?;
             }
-            drive(&mut ops, &probs::Probabilities { value, grad, scale }, req.sum)
+            drive(&mut ops, &probs::Probabilities { outputs, scale, smoothing, min_hess }, req.sum)
         }
     }
 }
@@ -219,7 +253,8 @@ struct Sigmoid;
 
 impl<C: Real> BlockOp<C> for Sigmoid {
     #[inline(always)]
-    fn apply<const FMA: bool>(&self, ins: [&[C]; NIN], value: &mut [C], _grad: &mut [C]) -> Result<(), KernelError> {
+    fn apply<const FMA: bool>(&self, ins: [&[C]; NIN], outs: [&mut [C]; NOUT]) -> Result<(), KernelError> {
+        let [value, _, _] = outs;
         for (v, &x) in value.iter_mut().zip(ins[0]) {
             *v = math::sigmoid_pair::<C, FMA>(x, math::exp_neg_abs::<C, FMA>(x)).0;
         }
@@ -232,7 +267,7 @@ impl<C: Real> BlockOp<C> for Sigmoid {
 pub fn sigmoid(input: &ArrayRef<'_>, out: &ArrayMut<'_>, fresh_out: bool) -> Result<(), KernelError> {
     let mut ops = Operands {
         ins: [Some(input), None, None, None, None],
-        outs: [Some(out), None],
+        outs: [Some(out), None, None],
         axis_sums: None,
         fresh_outputs: fresh_out,
     };

@@ -33,14 +33,16 @@ fn parallel_min_len<C: Real>() -> usize {
 /// Input slots of a block operation: input, target, weight, pos_weight,
 /// grad_output. Absent operands read as ones.
 pub(crate) const NIN: usize = 5;
-/// Output slots: the value (loss or sigmoid) and the gradient.
-pub(crate) const NOUT: usize = 2;
+/// Output slots: the value (loss or sigmoid), the gradient and the
+/// second derivative.
+pub(crate) const NOUT: usize = 3;
 
 /// The elementwise work on one block of converted operands.
 pub(crate) trait BlockOp<C: Real>: Sync {
-    /// Reads `ins` (all of one length) and writes `value` and/or `grad`.
+    /// Reads `ins` (all of one length) and writes any of `outs` (value,
+    /// gradient, second derivative; each as long as the inputs).
     /// Implementations must be `#[inline(always)]` (see `simd::Kernel`).
-    fn apply<const FMA: bool>(&self, ins: [&[C]; NIN], value: &mut [C], grad: &mut [C]) -> Result<(), KernelError>;
+    fn apply<const FMA: bool>(&self, ins: [&[C]; NIN], outs: [&mut [C]; NOUT]) -> Result<(), KernelError>;
 }
 
 /// Chunk results kept at once, in bytes: a call over more chunks runs them
@@ -191,7 +193,7 @@ impl<'a> AxisSums<'a> {
 }
 
 const IN_NAMES: [&str; NIN] = ["input", "target", "weight", "pos_weight", "grad_output"];
-const OUT_NAMES: [&str; NOUT] = ["out", "grad out"];
+const OUT_NAMES: [&str; NOUT] = ["out", "grad out", "hess out"];
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = const { RefCell::new(Scratch::new()) };

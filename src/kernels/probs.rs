@@ -2,15 +2,23 @@
 //! `-w * (y * max(log x, -100) + (1 - y) * max(log1p(-x), -100))`, with the
 //! gradient `w * (x - y) / max(x * (1 - x), 1e-12)`. Inputs and targets
 //! outside [0, 1] (or NaN) are errors.
+//!
+//! The second derivative is the derivative of that gradient:
+//! `w * (y / x^2 + (1 - y) / (1 - x)^2)` (non-negative terms) where
+//! `x * (1 - x) > 1e-12`, and `w / 1e-12` where the clamp holds the
+//! gradient's denominator.
 
 use super::KernelError;
-use super::math::{Real, ln_one_minus, ln_unit, select_max};
-use super::parallel::{BlockOp, NIN};
+use super::logits::Outputs;
+use super::math::{Real, Smoothing, floored, ln_one_minus, ln_unit, select_max};
+use super::parallel::{BlockOp, NIN, NOUT};
 
 pub(crate) struct Probabilities<C> {
-    pub value: bool,
-    pub grad: bool,
+    pub outputs: Outputs,
     pub scale: C,
+    pub smoothing: Smoothing<C>,
+    /// Floor of each element's second derivative (before `scale`).
+    pub min_hess: C,
 }
 
 #[inline(always)]
@@ -19,31 +27,43 @@ fn outside_unit<C: Real>(v: C) -> bool {
 }
 
 #[inline(always)]
-fn block<C: Real, const FMA: bool, const VALUE: bool, const GRAD: bool>(
+fn block<C: Real, const FMA: bool, const VALUE: bool, const GRAD: bool, const HESS: bool>(
+    op: &Probabilities<C>,
     ins: [&[C]; NIN],
-    value: &mut [C],
-    grad: &mut [C],
-    scale: C,
+    outs: [&mut [C]; NOUT],
 ) -> Result<(), KernelError> {
     let [x, y, w, _, go] = ins;
     let n = x.len();
     let (y, w, go) = (&y[..n], &w[..n], &go[..n]);
-    let (value, grad) = (&mut value[..n], &mut grad[..n]);
+    let [value, grad, hess] = outs;
+    let (value, grad, hess) = (&mut value[..n], &mut grad[..n], &mut hess[..n]);
+    let (scale, smoothing, min_hess) = (op.scale, op.smoothing, op.min_hess);
     let mut bad_input = false;
     let mut bad_target = false;
     for i in 0..n {
-        let (x, y) = (x[i], y[i]);
+        let x = x[i];
         bad_input |= outside_unit(x);
-        bad_target |= outside_unit(y);
+        bad_target |= outside_unit(y[i]);
+        let (a, t) = smoothing.complement_and_target::<FMA>(y[i]);
         if VALUE {
             let log_x = select_max(ln_unit::<C, FMA>(x), C::LOG_FLOOR);
             let log_1mx = select_max(ln_one_minus::<C, FMA>(x), C::LOG_FLOOR);
             // Written as a difference of negated terms so that a zero loss
             // is +0, never -0.
-            value[i] = w[i] * (-(y * log_x) - (C::ONE - y) * log_1mx);
+            value[i] = w[i] * (-(t * log_x) - a * log_1mx);
         }
+        let one_minus_x = C::ONE - x;
+        let denominator = x * one_minus_x;
         if GRAD {
-            grad[i] = scale * go[i] * w[i] * (x - y) / select_max(x * (C::ONE - x), C::GRAD_EPS);
+            grad[i] = scale * go[i] * w[i] * (x - t) / select_max(denominator, C::GRAD_EPS);
+        }
+        if HESS {
+            let h = if denominator > C::GRAD_EPS {
+                t / (x * x) + a / (one_minus_x * one_minus_x)
+            } else {
+                C::ONE / C::GRAD_EPS
+            };
+            hess[i] = scale * go[i] * floored(w[i] * h, min_hess);
         }
     }
     if bad_input {
@@ -57,12 +77,14 @@ fn block<C: Real, const FMA: bool, const VALUE: bool, const GRAD: bool>(
 
 impl<C: Real> BlockOp<C> for Probabilities<C> {
     #[inline(always)]
-    fn apply<const FMA: bool>(&self, ins: [&[C]; NIN], value: &mut [C], grad: &mut [C]) -> Result<(), KernelError> {
-        match (self.value, self.grad) {
-            (true, true) => block::<C, FMA, true, true>(ins, value, grad, self.scale),
-            (true, false) => block::<C, FMA, true, false>(ins, value, grad, self.scale),
-            (false, true) => block::<C, FMA, false, true>(ins, value, grad, self.scale),
-            (false, false) => block::<C, FMA, false, false>(ins, value, grad, self.scale),
+    fn apply<const FMA: bool>(&self, ins: [&[C]; NIN], outs: [&mut [C]; NOUT]) -> Result<(), KernelError> {
+        match self.outputs {
+            Outputs { value: true, grad: true, hess: false } => block::<C, FMA, true, true, false>(self, ins, outs),
+            Outputs { value: true, grad: false, hess: false } => block::<C, FMA, true, false, false>(self, ins, outs),
+            Outputs { value: false, grad: true, hess: false } => block::<C, FMA, false, true, false>(self, ins, outs),
+            Outputs { value: false, grad: false, hess: false } => block::<C, FMA, false, false, false>(self, ins, outs),
+            Outputs { value: false, hess: true, .. } => block::<C, FMA, false, true, true>(self, ins, outs),
+            Outputs { value: true, hess: true, .. } => block::<C, FMA, true, true, true>(self, ins, outs),
         }
     }
 }
@@ -72,7 +94,9 @@ pub(crate) struct CheckRange;
 
 impl<C: Real> BlockOp<C> for CheckRange {
     #[inline(always)]
-    fn apply<const FMA: bool>(&self, ins: [&[C]; NIN], value: &mut [C], grad: &mut [C]) -> Result<(), KernelError> {
-        block::<C, FMA, false, false>(ins, value, grad, C::ONE)
+    fn apply<const FMA: bool>(&self, ins: [&[C]; NIN], outs: [&mut [C]; NOUT]) -> Result<(), KernelError> {
+        let none = Outputs { value: false, grad: false, hess: false };
+        let op = Probabilities { outputs: none, scale: C::ONE, smoothing: Smoothing::new(0.0), min_hess: C::ZERO };
+        block::<C, FMA, false, false, false>(&op, ins, outs)
     }
 }

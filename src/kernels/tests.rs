@@ -5,6 +5,19 @@ use super::*;
 /// The loss and gradient of one element, straight from the formulas.
 fn reference(loss: Loss, x: f64, y: f64, w: f64, p: f64) -> (f64, f64) {
     match loss {
+        Loss::Focal { alpha, gamma } => {
+            // The textbook form (fine for moderate logits), gradient by a
+            // central difference of it.
+            let value = |x: f64| {
+                let s = 1.0 / (1.0 + (-x).exp());
+                let ce = -(y * s.ln() + (1.0 - y) * (1.0 - s).ln());
+                let m = 1.0 - (s * y + (1.0 - s) * (1.0 - y));
+                let alpha_t = if alpha >= 0.0 { alpha * y + (1.0 - alpha) * (1.0 - y) } else { 1.0 };
+                w * alpha_t * m.powf(gamma) * ce
+            };
+            let h = 1e-5;
+            (value(x), (value(x + h) - value(x - h)) / (2.0 * h))
+        }
         Loss::Logits => {
             let sp = |z: f64| z.max(0.0) + (-z.abs()).exp().ln_1p();
             let sig = |z: f64| if z >= 0.0 { 1.0 / (1.0 + (-z).exp()) } else { z.exp() / (1.0 + z.exp()) };
@@ -85,6 +98,62 @@ fn probabilities_match_reference_and_reject_out_of_range() {
     let mut req =
         LossRequest::new(Loss::Probabilities, ArrayRef::new(&ok, &[2]).unwrap(), ArrayRef::new(&bad_t, &[2]).unwrap());
     assert_eq!(loss(&mut req), Err(KernelError::TargetOutOfRange));
+}
+
+#[test]
+fn second_derivatives_are_the_gradients_derivatives() {
+    let n = 400;
+    let x: Vec<f64> = (0..n).map(|i| i as f64 / 20.0 - 10.0).collect();
+    let y: Vec<f64> = (0..n).map(|i| ((i * 7) % 5) as f64 / 4.0).collect();
+    let p: Vec<f64> = (0..n).map(|i| i as f64 / (n + 1) as f64 + 0.001).collect();
+    let run = |loss_kind: Loss, x: &[f64], pos_weight: bool| {
+        let (mut grad, mut hess) = (vec![0.0; n], vec![0.0; n]);
+        let input = if loss_kind == Loss::Probabilities { &p[..] } else { x };
+        let mut req =
+            LossRequest::new(loss_kind, ArrayRef::new(input, &[n]).unwrap(), ArrayRef::new(&y, &[n]).unwrap());
+        let pw = [1.7f64];
+        if pos_weight {
+            req.pos_weight = Some(ArrayRef::strided(&pw, 0, &[n], &[0]).unwrap());
+        }
+        req.label_smoothing = 0.1;
+        req.grad_out = Some(ArrayMut::new(&mut grad, &[n]).unwrap());
+        req.hess_out = Some(ArrayMut::new(&mut hess, &[n]).unwrap());
+        loss(&mut req).unwrap();
+        drop(req);
+        (grad, hess)
+    };
+    for kind in [Loss::Logits, Loss::Focal { alpha: 0.25, gamma: 2.0 }, Loss::Focal { alpha: -1.0, gamma: 0.5 }] {
+        let h = 1e-6;
+        let (_, hess) = run(kind, &x, kind == Loss::Logits);
+        let (up, _) = run(kind, &x.iter().map(|v| v + h).collect::<Vec<_>>(), kind == Loss::Logits);
+        let (down, _) = run(kind, &x.iter().map(|v| v - h).collect::<Vec<_>>(), kind == Loss::Logits);
+        for i in 0..n {
+            let want = (up[i] - down[i]) / (2.0 * h);
+            assert!((hess[i] - want).abs() <= 1e-6 * (1.0 + want.abs()), "{kind:?} {i}: {} vs {want}", hess[i]);
+        }
+    }
+}
+
+#[test]
+fn focal_loss_matches_the_textbook_form() {
+    let n = 300;
+    let x: Vec<f64> = (0..n).map(|i| i as f64 / 15.0 - 10.0).collect();
+    let y: Vec<f64> = (0..n).map(|i| ((i * 3) % 5) as f64 / 4.0).collect();
+    for (alpha, gamma) in [(0.25, 2.0), (-1.0, 0.0), (0.5, 0.25), (0.9, 5.0)] {
+        let kind = Loss::Focal { alpha, gamma };
+        let (mut value, mut grad) = (vec![0.0; n], vec![0.0; n]);
+        let mut req = LossRequest::new(kind, ArrayRef::new(&x, &[n]).unwrap(), ArrayRef::new(&y, &[n]).unwrap());
+        req.loss_out = Some(ArrayMut::new(&mut value, &[n]).unwrap());
+        req.grad_out = Some(ArrayMut::new(&mut grad, &[n]).unwrap());
+        loss(&mut req).unwrap();
+        drop(req);
+        for i in 0..n {
+            let (l, g) = reference(kind, x[i], y[i], 1.0, 1.0);
+            // (The textbook form cancels in `1 - p_t` by up to 1e-11 here.)
+            assert!(close(value[i], l, 1e-9), "{kind:?} loss {i}: {} vs {l}", value[i]);
+            assert!((grad[i] - g).abs() <= 1e-6 * (1.0 + g.abs()), "{kind:?} grad {i}: {} vs {g}", grad[i]);
+        }
+    }
 }
 
 #[test]

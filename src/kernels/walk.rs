@@ -43,19 +43,19 @@ const LOOP_BYTES: usize = 8 * VECTOR_BYTES;
 /// longer ones are gathered run by run.
 const MAX_PERIOD: usize = 4096;
 
-/// Block buffers of one thread: one per input slot, then the values and
-/// the gradients. Zeroed once per thread and reused call after call
+/// Block buffers of one thread: one per input slot, then one per output
+/// slot (values, gradients, second derivatives). Zeroed once per thread and reused call after call
 /// (zeroing them per call costs as much as the math of a small call); a
 /// call reads only what it wrote itself, and zeros (see `Walk::pad`).
-pub(super) struct Scratch([[f64; BLOCK]; NIN + 2]);
+pub(super) struct Scratch([[f64; BLOCK]; NIN + NOUT]);
 
 impl Scratch {
     pub(super) const fn new() -> Self {
-        Scratch([[0.0; BLOCK]; NIN + 2])
+        Scratch([[0.0; BLOCK]; NIN + NOUT])
     }
 
     /// The buffers as blocks of the compute type.
-    fn blocks<C: Real>(&mut self) -> [&mut [C; BLOCK]; NIN + 2] {
+    fn blocks<C: Real>(&mut self) -> [&mut [C; BLOCK]; NIN + NOUT] {
         const { assert!(size_of::<C>() <= size_of::<f64>() && align_of::<C>() <= align_of::<f64>()) };
         // SAFETY: `Real` is implemented for f32 and f64 only, plain floats
         // for which every initialized bit pattern is a value; the assertion
@@ -334,7 +334,7 @@ impl<O: BlockOp<C>, C: Real> Walk<'_, '_, '_, O, C> {
     #[inline(always)]
     fn run<const FMA: bool>(&self, lo: usize, hi: usize, scratch: &mut Scratch) -> Result<ChunkSums, KernelError> {
         let mut axis = self.start_axis(lo, hi)?;
-        let [b0, b1, b2, b3, b4, value, grad] = scratch.blocks::<C>();
+        let [b0, b1, b2, b3, b4, value, grad, hess] = scratch.blocks::<C>();
         let mut bufs = Buffers { ins: [b0, b1, b2, b3, b4], written: [false; NIN] };
         let mut lanes = Lanes::default();
         let mut runs = self.by_runs.then(|| self.plan.runs(lo, hi));
@@ -347,14 +347,14 @@ impl<O: BlockOp<C>, C: Real> Walk<'_, '_, '_, O, C> {
             let padded = padded_len::<C>(len);
             let direct = self.fill(start, len, &mut bufs);
             self.pad(len, padded, &mut bufs);
-            self.compute::<FMA>(&direct, &bufs, &mut value[..padded], &mut grad[..padded])?;
+            self.compute::<FMA>(&direct, &bufs, [&mut value[..padded], &mut grad[..padded], &mut hess[..padded]])?;
             if self.sum {
                 lanes.add(&value[..len]);
             }
             if let Some(axis) = axis.as_mut() {
                 self.add_axis(axis, start, &value[..len], &segments);
             }
-            self.write(start, len, &value[..], &grad[..], &segments);
+            self.write(start, len, [&value[..], &grad[..], &hess[..]], &segments);
             segments.clear();
         }
         if self.stream {
@@ -449,10 +449,9 @@ impl<O: BlockOp<C>, C: Real> Walk<'_, '_, '_, O, C> {
         &self,
         direct: &[Option<*const C>; NIN],
         bufs: &Buffers<'_, C>,
-        value: &mut [C],
-        grad: &mut [C],
+        outs: [&mut [C]; NOUT],
     ) -> Result<(), KernelError> {
-        let padded = value.len();
+        let padded = outs[0].len();
         let views: [&[C]; NIN] = std::array::from_fn(|s| match direct[s] {
             // SAFETY: the pointer is into a tile (`at` leaves at least BLOCK
             // values after it; the tile outlives the views), or, in a full
@@ -464,14 +463,14 @@ impl<O: BlockOp<C>, C: Real> Walk<'_, '_, '_, O, C> {
             None if bufs.written[s] => &bufs.ins[s][..padded],
             None => &C::ONES[..padded],
         });
-        self.op.apply::<FMA>(views, value, grad)
+        self.op.apply::<FMA>(views, outs)
     }
 
-    /// Writes the block's values and gradients to the outputs.
+    /// Writes the block's results (by output slot) to the outputs.
     #[inline(always)]
-    fn write(&self, start: usize, len: usize, value: &[C], grad: &[C], segments: &[Segment]) {
+    fn write(&self, start: usize, len: usize, results: [&[C]; NOUT], segments: &[Segment]) {
         for (k, (slot, out, placement)) in self.outs.iter().enumerate() {
-            let src: &[C] = if *slot == 0 { value } else { grad };
+            let src = results[*slot];
             // SAFETY (both): the offsets and strides come from the plan of
             // this very array and cover elements of this chunk, which no
             // other task writes.

@@ -70,36 +70,62 @@ fn answer<'py>(py: Python<'py>, result: Checked<Bound<'py, PyAny>>) -> PyResult<
     }
 }
 
-/// What a call asks for: which loss, and its value, its gradient or both.
-/// Each public function holds one, made at import; with the function's own
-/// arguments it makes the request `evaluate` takes.
-#[pyclass(frozen, get_all, eq, module = "fastbce._core")]
+/// Which loss a request computes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    Logits,
+    Probabilities,
+    Focal,
+}
+
+/// What a call asks for: which loss, and which of its value, gradient and
+/// second derivative. Each public function holds one, made at import; with
+/// the function's own arguments it makes the request `evaluate` takes.
+#[pyclass(frozen, eq, module = "fastbce._core")]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Request {
-    /// Binary cross-entropy on probabilities (else on logits).
-    probabilities: bool,
+    kind: Kind,
     /// The loss (reduced, or elementwise for reduction='none').
+    #[pyo3(get)]
     value: bool,
     /// The gradient with respect to the input.
+    #[pyo3(get)]
     grad: bool,
+    /// The second derivative with respect to the input (elementwise).
+    #[pyo3(get)]
+    hess: bool,
 }
 
 #[pymethods]
 impl Request {
     #[new]
-    #[pyo3(signature = (*, probabilities, value, grad))]
-    fn new(probabilities: bool, value: bool, grad: bool) -> Self {
-        Request { probabilities, value, grad }
+    #[pyo3(signature = (*, loss, value, grad, hess=false))]
+    fn new(loss: &str, value: bool, grad: bool, hess: bool) -> PyResult<Self> {
+        let kind = match loss {
+            "logits" => Kind::Logits,
+            "probabilities" => Kind::Probabilities,
+            "focal" => Kind::Focal,
+            _ => return Err(messages::bad_loss(loss)),
+        };
+        Ok(Request { kind, value, grad, hess })
+    }
+
+    /// 'logits', 'probabilities' or 'focal'.
+    #[getter]
+    fn loss(&self) -> &'static str {
+        match self.kind {
+            Kind::Logits => "logits",
+            Kind::Probabilities => "probabilities",
+            Kind::Focal => "focal",
+        }
     }
 
     fn __repr__(&self) -> String {
-        let what = match (self.value, self.grad) {
-            (true, true) => "value and gradient",
-            (false, true) => "gradient",
-            _ => "loss",
-        };
-        let on = if self.probabilities { "probabilities" } else { "logits" };
-        format!("Request({what} on {on})")
+        let what: Vec<&str> = [(self.value, "loss"), (self.grad, "gradient"), (self.hess, "second derivative")]
+            .iter()
+            .filter_map(|(on, name)| on.then_some(*name))
+            .collect();
+        format!("Request({} on {})", what.join(", "), self.loss())
     }
 }
 
@@ -288,25 +314,59 @@ struct Call<'a, 'py> {
     reduction: Reduction,
     value: bool,
     grad: bool,
+    hess: bool,
     /// The factor of every gradient element (before mean scaling).
     scale: f64,
     result: Bound<'py, PyArrayDescr>,
+}
+
+/// The scalar parameters of a call, checked: label smoothing, the floor of
+/// the second derivative, and the focal loss's alpha and gamma.
+fn loss_parameters(
+    request: &mut LossRequest<'_>,
+    kind: Kind,
+    label_smoothing: f64,
+    min_hess: Option<f64>,
+    alpha: f64,
+    gamma: f64,
+) -> PyResult<()> {
+    if !(0.0..=1.0).contains(&label_smoothing) {
+        return Err(messages::label_smoothing(label_smoothing));
+    }
+    if min_hess.is_some_and(f64::is_nan) {
+        return Err(messages::min_hess_nan());
+    }
+    if kind == Kind::Focal {
+        if alpha.is_nan() || alpha > 1.0 {
+            return Err(messages::focal_alpha(alpha));
+        }
+        if !(gamma >= 0.0 && gamma.is_finite()) {
+            return Err(messages::focal_gamma(gamma));
+        }
+        request.loss = Loss::Focal { alpha, gamma };
+    }
+    request.label_smoothing = label_smoothing;
+    request.min_hess = min_hess.unwrap_or(f64::NEG_INFINITY);
+    Ok(())
 }
 
 /// One call of the functional API: `request` (what it asks for) with the
 /// public function's own arguments, in its order (the public functions
 /// pass them by position: keywords cost about 15 ns each, a tenth of a
 /// 100-element call; the package's other callers name them). Returns
-/// `(loss, grad)` (None for what was not asked; a reduced loss is a NumPy
-/// scalar of the result dtype, or with `axis` an array), or a `Declined`.
-/// With `into` (a `RunningSums`, `reduction="sum"`, the loss only), the
-/// sums are added there instead and None is returned. With `check_only`,
-/// returns `(result dtype, reduced axes or None)` after checking the
-/// arguments, and runs nothing.
+/// `(loss, grad, hess)` (None for what was not asked; a reduced loss is a
+/// NumPy scalar of the result dtype, or with `axis` an array), or a
+/// `Declined`. `out` receives the one elementwise result asked for, or with
+/// both derivatives, is a pair `(grad, hess)` of arrays (or None). `alpha`
+/// and `gamma` are read by the focal loss only. With `into` (a
+/// `RunningSums`, `reduction="sum"`, the loss only), the sums are added
+/// there instead and None is returned. With `check_only`, returns `(result
+/// dtype, reduced axes or None)` after checking the arguments, and runs
+/// nothing.
 #[pyfunction]
 #[pyo3(signature = (
-    request, input, target, weight, reduction, pos_weight=None, grad_output=None, out=None, axis=None, *,
-    into=None, check_only=false,
+    request, input, target, weight, reduction, pos_weight=None, grad_output=None, out=None, axis=None,
+    label_smoothing=0.0, min_hess=None, alpha=0.25, gamma=2.0, *, into=None, check_only=false,
 ))]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn evaluate<'py>(
@@ -319,12 +379,16 @@ pub(super) fn evaluate<'py>(
     grad_output: Option<&Bound<'py, PyAny>>,
     out: Option<&Bound<'py, PyAny>>,
     axis: Option<&Bound<'py, PyAny>>,
+    label_smoothing: f64,
+    min_hess: Option<f64>,
+    alpha: f64,
+    gamma: f64,
     into: Option<&Bound<'py, RunningSums>>,
     check_only: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = input.py();
-    let Request { probabilities, value, grad } = *request.get();
-    let loss = if probabilities { Loss::Probabilities } else { Loss::Logits };
+    let Request { kind, value, grad, hess } = *request.get();
+    let loss = if kind == Kind::Probabilities { Loss::Probabilities } else { Loss::Logits };
     let result = (|| {
         let reduction = parse_reduction(reduction)?;
         let (x, x_view) = operand(input, "input")?;
@@ -338,13 +402,14 @@ pub(super) fn evaluate<'py>(
             None => None,
         };
         let shape = x.shape();
-        let mut call = Call::new(x, LossRequest::new(loss, x_view, y_view), reduction, value, grad);
+        let mut call = Call::new(x, LossRequest::new(loss, x_view, y_view), reduction, [value, grad, hess]);
         let request = &mut call.request;
+        loss_parameters(request, kind, label_smoothing, min_hess, alpha, gamma)?;
         request.weight = broadcast_operand(weight, "weight", shape)?;
-        if !probabilities {
+        if kind == Kind::Logits {
             request.pos_weight = broadcast_operand(pos_weight, "pos_weight", shape)?;
         }
-        if grad {
+        if grad || hess {
             call.set_grad_output(grad_output_of(grad_output)?, reduced.as_deref())?;
         }
         let out = out.filter(|o| !o.is_none());
@@ -358,15 +423,28 @@ pub(super) fn evaluate<'py>(
     answer(py, result)
 }
 
+/// A call's outputs by slot (loss, gradient, second derivative): the
+/// caller's arrays, or new ones.
+struct Outputs<'py> {
+    arrays: [Option<Bound<'py, PyUntypedArray>>; 3],
+    /// Whether some output is new.
+    some_new: bool,
+}
+
+impl<'py> Outputs<'py> {
+    fn results(self) -> [Option<Bound<'py, PyAny>>; 3] {
+        self.arrays.map(|a| a.map(Bound::into_any))
+    }
+}
+
 impl<'a, 'py> Call<'a, 'py> {
     fn new(
         input: &'a Bound<'py, PyUntypedArray>,
         request: LossRequest<'a>,
         reduction: Reduction,
-        value: bool,
-        grad: bool,
+        [value, grad, hess]: [bool; 3],
     ) -> Self {
-        Call { input, request, reduction, value, grad, scale: 1.0, result: result_dtype(input) }
+        Call { input, request, reduction, value, grad, hess, scale: 1.0, result: result_dtype(input) }
     }
 
     fn shape(&self) -> &'a [usize] {
@@ -401,11 +479,6 @@ impl<'a, 'py> Call<'a, 'py> {
         if self.reduction.mean && count > 0 { self.scale / count as f64 } else { self.scale }
     }
 
-    /// A new output like the input, of the result dtype.
-    fn new_output(&self) -> PyResult<Bound<'py, PyUntypedArray>> {
-        empty_like(self.input, &self.result)
-    }
-
     /// Whether outputs allocated now are fresh pages (see
     /// `LossRequest::fresh_outputs`): a block recycled by the output cache
     /// is mapped already, and written as into `out`.
@@ -413,41 +486,85 @@ impl<'a, 'py> Call<'a, 'py> {
         !uses_output_cache(self.input.len(), &self.result)
     }
 
+    /// `out` by output slot: the one elementwise result asked for, or with
+    /// both derivatives a pair `(grad, hess)`.
+    fn given(&self, out: Option<&Bound<'py, PyAny>>) -> PyResult<[Option<Bound<'py, PyAny>>; 3]> {
+        let Some(out) = out else { return Ok([None, None, None]) };
+        let none_as_absent = |o: Bound<'py, PyAny>| (!o.is_none()).then_some(o);
+        Ok(match (self.grad, self.hess) {
+            (true, true) => match out.cast::<PyTuple>().ok().filter(|t| t.len() == 2) {
+                Some(pair) => [None, none_as_absent(pair.get_item(0)?), none_as_absent(pair.get_item(1)?)],
+                None => return Err(messages::out_not_pair(out)),
+            },
+            (false, true) => [None, None, Some(out.clone())],
+            (true, false) => [None, Some(out.clone()), None],
+            (false, false) => [Some(out.clone()), None, None],
+        })
+    }
+
+    /// The elementwise outputs asked for (`loss`: the loss too), each the
+    /// caller's (checked) or new, like the input, of the result dtype.
+    fn elementwise_outputs(&self, given: &[Option<Bound<'py, PyAny>>; 3], loss: bool) -> PyResult<Outputs<'py>> {
+        const WHAT: [&str; 3] = ["loss", "gradient", "second derivative"];
+        let wanted = [loss, self.grad, self.hess];
+        let mut some_new = false;
+        let mut arrays = [None, None, None];
+        for slot in 0..3 {
+            arrays[slot] = match (wanted[slot], &given[slot]) {
+                (false, _) => None,
+                (true, Some(o)) => Some(check_out(o, self.shape(), &self.result, WHAT[slot])?.clone()),
+                (true, None) => {
+                    some_new = true;
+                    Some(empty_like(self.input, &self.result)?)
+                }
+            };
+        }
+        Ok(Outputs { arrays, some_new })
+    }
+
+    /// Sets the request's outputs, scale and flags for writing `outputs`.
+    fn prepare<'r>(
+        request: &mut LossRequest<'r>,
+        outputs: &'r Outputs<'py>,
+        grad_scale: f64,
+        fresh: bool,
+        given: bool,
+    ) -> PyResult<()> {
+        let [loss, grad, hess] = &outputs.arrays;
+        request.grad_scale = grad_scale;
+        request.fresh_outputs = fresh;
+        request.scratch_outputs = !given;
+        request.loss_out = loss.as_ref().map(view_mut).transpose()?;
+        request.grad_out = grad.as_ref().map(view_mut).transpose()?;
+        request.hess_out = hess.as_ref().map(view_mut).transpose()?;
+        Ok(())
+    }
+
     /// The plain reduction (or none).
     fn run_full(self, out: Option<&Bound<'py, PyAny>>) -> Checked<Bound<'py, PyAny>> {
         let py = self.input.py();
         let (total, elementwise) = (self.value && !self.reduction.none, self.value && self.reduction.none);
-        if out.is_some() && self.value && !self.grad && !elementwise {
+        let given = self.given(out)?;
+        if given[0].is_some() && !elementwise {
             return Err(messages::out_needs_elementwise(self.reduction.name).into());
         }
-        let what = if self.grad { "gradient" } else { "loss" };
-        let out = out.map(|o| check_out(o, self.shape(), &self.result, what)).transpose()?;
-        let grad_out = self.grad.then(|| out.map_or_else(|| self.new_output(), |o| Ok(o.clone()))).transpose()?;
-        let loss_out = elementwise
-            .then(|| match out {
-                Some(o) if !self.grad => Ok(o.clone()),
-                _ => self.new_output(),
-            })
-            .transpose()?;
+        let outputs = self.elementwise_outputs(&given, elementwise)?;
         let n = self.input.len();
-        let fresh = (out.is_none() || (self.grad && elementwise)) && self.fresh();
+        let fresh = outputs.some_new && self.fresh();
         let grad_scale = self.grad_scale(n);
         let mut request: LossRequest<'_> = self.request;
         request.sum = total;
-        request.grad_scale = grad_scale;
-        request.fresh_outputs = fresh;
-        request.scratch_outputs = out.is_none();
-        request.loss_out = loss_out.as_ref().map(view_mut).transpose()?;
-        request.grad_out = grad_out.as_ref().map(view_mut).transpose()?;
+        Self::prepare(&mut request, &outputs, grad_scale, fresh, out.is_some())?;
         let sum = run_kernel(py, &mut request, n)?.value();
         drop(request);
+        let [loss, grad, hess] = outputs.results();
         let loss = match (total, self.reduction.mean, n) {
-            (false, _, _) => loss_out.map(Bound::into_any),
+            (false, _, _) => loss,
             (true, false, _) => Some(float_scalar(sum, &self.result)?),
             (true, true, 0) => Some(float_scalar(f64::NAN, &self.result)?),
             (true, true, n) => Some(float_scalar(sum / n as f64, &self.result)?),
         };
-        Ok(PyTuple::new(py, [loss, grad_out.map(Bound::into_any)])?.into_any())
+        Ok(PyTuple::new(py, [loss, grad, hess])?.into_any())
     }
 
     /// A mean or sum over some axes: one pass, summed in float64 per kept
@@ -457,24 +574,15 @@ impl<'a, 'py> Call<'a, 'py> {
         let shape = self.shape();
         let kept = kept_shape(shape, reduced);
         let count: usize = shape.iter().zip(reduced).filter(|(_, r)| **r).map(|(n, _)| *n).product();
-        let grad_out = match (self.grad, out) {
-            (false, _) => None,
-            (true, Some(o)) => Some(check_out(o, shape, &self.result, "gradient")?.clone()),
-            (true, None) => Some(self.new_output()?),
-        };
-        let loss_into = match out {
-            Some(o) if self.value && !self.grad => Some(check_out(o, &kept, &self.result, "loss")?),
-            _ => None,
-        };
+        let given = self.given(out)?;
+        let outputs = self.elementwise_outputs(&given, false)?;
+        let loss_into = given[0].as_ref().map(|o| check_out(o, &kept, &self.result, "loss")).transpose()?;
         let mut sums = zeros(if self.value { kept.iter().product() } else { 0 })?;
         let fresh = out.is_none() && self.fresh();
         let grad_scale = self.grad_scale(count);
         let mut request: LossRequest<'_> = self.request;
         request.sum = false;
-        request.grad_scale = grad_scale;
-        request.fresh_outputs = fresh;
-        request.scratch_outputs = out.is_none();
-        request.grad_out = grad_out.as_ref().map(view_mut).transpose()?;
+        Self::prepare(&mut request, &outputs, grad_scale, fresh, out.is_some())?;
         if self.value {
             request.axis_sums = Some(AxisSums::new(&mut sums, shape, reduced)?);
         }
@@ -494,7 +602,8 @@ impl<'a, 'py> Call<'a, 'py> {
             }
             (true, None) => Some(array_of(&sums, &kept, &self.result)?.into_any()),
         };
-        Ok(PyTuple::new(py, [loss, grad_out.map(Bound::into_any)])?.into_any())
+        let [_, grad, hess] = outputs.results();
+        Ok(PyTuple::new(py, [loss, grad, hess])?.into_any())
     }
 
     /// Adds the loss's sums to running ones (no output).
@@ -505,7 +614,7 @@ impl<'a, 'py> Call<'a, 'py> {
         out: Option<&Bound<'py, PyAny>>,
     ) -> Checked<Bound<'py, PyAny>> {
         let py = self.input.py();
-        if self.grad || !self.value || out.is_some() || self.reduction.name != "sum" {
+        if self.grad || self.hess || !self.value || out.is_some() || self.reduction.name != "sum" {
             return Err(messages::running_sums_call().into());
         }
         let shape = self.shape();

@@ -110,6 +110,35 @@ pub(super) fn out_dtype(dtype: &Bound<'_, PyArrayDescr>, what: &str, expected: &
     PyValueError::new_err(format!("out has dtype {dtype}, but the {what} has dtype {expected}"))
 }
 
+pub(super) fn out_not_pair(out: &Bound<'_, PyAny>) -> PyErr {
+    let kind = out.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+    PyTypeError::new_err(format!(
+        "out must be a pair (grad, hess) of arrays (either may be None) when both derivatives are asked for, not {kind}"
+    ))
+}
+
+pub(super) fn min_hess_nan() -> PyErr {
+    PyValueError::new_err("min_hess must be a number or None, got nan")
+}
+
+pub(super) fn bad_loss(loss: &str) -> PyErr {
+    PyValueError::new_err(format!("loss must be 'logits', 'probabilities' or 'focal', got {loss:?}"))
+}
+
+pub(super) fn label_smoothing(value: f64) -> PyErr {
+    PyValueError::new_err(format!("label_smoothing must be between 0 and 1, got {value}"))
+}
+
+pub(super) fn focal_alpha(value: f64) -> PyErr {
+    PyValueError::new_err(format!(
+        "alpha must be between 0 and 1 (or negative to turn the class weighting off), got {value}"
+    ))
+}
+
+pub(super) fn focal_gamma(value: f64) -> PyErr {
+    PyValueError::new_err(format!("gamma must be a finite number >= 0, got {value}"))
+}
+
 pub(super) fn out_read_only() -> PyErr {
     PyValueError::new_err("out is read-only; pass a writeable array")
 }

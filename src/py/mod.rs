@@ -31,6 +31,7 @@ impl From<KernelError> for PyErr {
             KernelError::Shape { .. }
             | KernelError::BadLayout(_)
             | KernelError::OutputOverlapsItself
+            | KernelError::OutputsOverlap
             | KernelError::InputOutOfRange
             | KernelError::TargetOutOfRange
             | KernelError::ThreadCount { .. }
