@@ -150,3 +150,76 @@ def one_call_sum(x, y, weight=None, pos_weight=None, probabilities=False):
     request = fb._core.Request(loss="probabilities" if probabilities else "logits", value=True, grad=False)
     fb._core.evaluate(request, x, y, weight=weight, reduction="sum", pos_weight=pos_weight, into=sums)
     return sums.total
+
+
+# Exact second derivatives, label smoothing and the focal loss. The
+# smoothed target is computed exactly from the float target and the Python
+# float `ls`, so rounding it is part of the error measured.
+
+
+def _smoothed(y: float, ls: float) -> Tuple[mpmath.mpf, mpmath.mpf]:
+    """(1 - t, t) for the smoothed target t, exactly."""
+    Y, LS = mpmath.mpf(y), mpmath.mpf(ls)
+    t = Y * (1 - LS) + LS / 2
+    return 1 - t, t
+
+
+def _mp_sigmoids(x: float) -> Tuple[mpmath.mpf, mpmath.mpf]:
+    """(sigmoid(x), sigmoid(-x)), exact for finite x, the limits for infinite x."""
+    X = mpmath.mpf(x)
+    if mpmath.isinf(X):
+        return (mpmath.mpf(1), mpmath.mpf(0)) if X > 0 else (mpmath.mpf(0), mpmath.mpf(1))
+    return _mp_sigmoid(X), _mp_sigmoid(-X)
+
+
+def exact_logits_smoothed(
+    x: float, y: float, w: float = 1.0, p: float = 1.0, ls: float = 0.0
+) -> Tuple[float, float, float, float]:
+    """Exact loss, gradient, gradient term scale and second derivative of one
+    logit-loss element with the smoothed target."""
+    X, W, P = (mpmath.mpf(v) for v in (x, w, p))
+    a, t = _smoothed(y, ls)
+    b = P * t
+    s_pos, s_neg = _mp_sigmoids(x)
+    if mpmath.isinf(X):
+        sp_pos = mpmath.inf if X > 0 else mpmath.mpf(0)
+        sp_neg = mpmath.mpf(0) if X > 0 else mpmath.inf
+    else:
+        sp_pos, sp_neg = _mp_softplus(X), _mp_softplus(-X)
+    loss = W * ((a * sp_pos if a else 0) + (b * sp_neg if b else 0))
+    t1, t2 = a * s_pos, b * s_neg
+    hess = W * (a + b) * s_pos * s_neg
+    return float(loss), float(W * (t1 - t2)), float(abs(W) * max(abs(t1), abs(t2))), float(hess)
+
+
+def exact_probabilities_hess(x: float, y: float, w: float = 1.0, ls: float = 0.0) -> float:
+    """Exact second derivative of one element of the probability loss (where
+    PyTorch's clamp does not hold the gradient's denominator)."""
+    X, W = mpmath.mpf(x), mpmath.mpf(w)
+    a, t = _smoothed(y, ls)
+    return float(W * (t / X**2 + a / (1 - X) ** 2))
+
+
+def exact_focal(
+    x: float, y: float, w: float = 1.0, alpha: float = 0.25, gamma: float = 2.0, ls: float = 0.0
+) -> Tuple[float, float, float, float, float]:
+    """Exact focal loss, gradient, gradient term scale, second derivative
+    and its term scale of one element (finite logits)."""
+    X, W, A, G = (mpmath.mpf(v) for v in (x, w, alpha, gamma))
+    a, t = _smoothed(y, ls)
+    s_pos, s_neg = _mp_sigmoids(x)
+    ce = (a * _mp_softplus(X) if a else 0) + (t * _mp_softplus(-X) if t else 0)
+    m = a * s_pos + t * s_neg
+    factor = W * (A * t + (1 - A) * a if alpha >= 0 else 1) * (m**G if G else 1)
+    s = s_pos * s_neg
+    u = (a - t) * s / m
+    g = a * s_pos - t * s_neg
+    grad_terms = [a * s_pos, t * s_neg, G * u * ce]
+    hess_terms = [G * u * ce * (G - 1) * u, G * u * ce * (s_neg - s_pos), 2 * G * u * g, s]
+    return (
+        float(factor * ce),
+        float(factor * (g + G * u * ce)),
+        float(abs(factor) * max(abs(v) for v in grad_terms)),
+        float(factor * sum(hess_terms)),
+        float(abs(factor) * max(abs(v) for v in hess_terms)),
+    )

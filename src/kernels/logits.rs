@@ -73,8 +73,11 @@ fn block<
             let d = a * s_pos - b * s_neg;
             grad[i] = if WEIGHTED { factor * w[i] * d } else { factor * d };
             if HESS {
-                let h = a_plus_b * (s_pos * s_neg);
-                let h = if WEIGHTED { w[i] * h } else { h };
+                let c = if WEIGHTED { w[i] } else { C::ONE };
+                // (1 exactly, but NaN for a NaN target, which must propagate.)
+                #[allow(clippy::eq_op)]
+                let a_plus_b = if POS_WEIGHT { a_plus_b } else { a_plus_b + (t - t) };
+                let h = C::times_sigmoid_product::<FMA>(c, a_plus_b, e);
                 hess[i] = factor * floored(h, min_hess);
             }
         }

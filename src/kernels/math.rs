@@ -58,6 +58,10 @@ pub trait Real:
     /// `hi` is large (0 below the underflow, NaN for NaN).
     /// (With `TAIL` false, `lo` is ignored: `exp(hi)` for `hi <= 0`.)
     fn exp_sum<const FMA: bool, const TAIL: bool>(hi: Self, lo: Self) -> Self;
+    /// [`Real::exp_sum`] as an unevaluated sum `(v, v_lo)`: `v_lo` is the
+    /// rounding error of its last addition (the rest is below it), for
+    /// callers that need more than one rounding's precision.
+    fn exp_sum_parts<const FMA: bool, const TAIL: bool>(hi: Self, lo: Self) -> (Self, Self);
     /// `log1p(e)` for `e` in `[0, 1]` (NaN for NaN).
     fn log1p_unit<const FMA: bool>(e: Self) -> Self;
     /// `k ln2 + log1p(f)` for `|f| <= 1/2` and a small integer `k`.
@@ -67,6 +71,10 @@ pub trait Real:
     fn ln_parts(self) -> (Self, Self);
     /// `n / d` for `d` in `[1, 4]`, within 1 ULP (see `recip_f64`).
     fn quotient<const FMA: bool>(n: Self, d: Self) -> Self;
+    /// `c1 c2 e / (1 + e)^2` for `e` in `[0, 1]` (with `e = exp(-|x|)`,
+    /// `c1 c2 sigmoid(x) sigmoid(-x)`), within about 2 ULP of the product
+    /// of the rounded `e` and coefficients: `1 + e` is not left rounded.
+    fn times_sigmoid_product<const FMA: bool>(c1: Self, c2: Self, e: Self) -> Self;
 }
 
 /// `a * b + c`, fused when the instruction set has FMA.
@@ -110,6 +118,16 @@ pub fn two_product<C: Real, const FMA: bool>(a: C, b: C) -> (C, C) {
     };
     let ((ah, al), (bh, bl)) = (split(a), split(b));
     (p, ((ah * bh - p) + ah * bl + al * bh) + al * bl)
+}
+
+/// `(s, e)` with `s = a + b` rounded and `s + e = a + b` exactly (Knuth's
+/// TwoSum: no condition on the magnitudes).
+#[inline(always)]
+pub fn two_sum<C: Real>(a: C, b: C) -> (C, C) {
+    let s = a + b;
+    let b_virtual = s - a;
+    let a_virtual = s - b_virtual;
+    (s, (a - a_virtual) + (b - b_virtual))
 }
 
 /// `if a > b { a } else { b }`: a plain selection (NaN in `a` gives `b`), which
@@ -262,6 +280,11 @@ macro_rules! exp_log {
 
         #[inline(always)]
         fn exp_sum<const FMA: bool, const TAIL: bool>(hi: $t, lo: $t) -> $t {
+            Self::exp_sum_parts::<FMA, TAIL>(hi, lo).0
+        }
+
+        #[inline(always)]
+        fn exp_sum_parts<const FMA: bool, const TAIL: bool>(hi: $t, lo: $t) -> ($t, $t) {
             // Below the clamp the result rounds to 0; NaN is not clamped.
             let t = if hi < $clamp { $clamp } else { hi };
             // (A NaN `lo` of an infinite `hi` is dropped with it.)
@@ -280,7 +303,10 @@ macro_rules! exp_log {
             // exp(r) = 1 + (r + r^2 q(r)): r is exact and r^2 q(r) small,
             // so only the final addition rounds noticeably.
             let q = horner::<$t, FMA, { $exp.len() }>(r, $exp);
-            let p = 1.0 + madd::<$t, FMA>(r * r, q, r);
+            let small = madd::<$t, FMA>(r * r, q, r);
+            let p = 1.0 + small;
+            // Its rounding error, exactly (Fast2Sum: |small| < 1).
+            let p_lo = (1.0 - p) + small;
             // p * 2^k as p * 2^(k + SHIFT) * 2^-SHIFT: with k between
             // clamp / ln2 and 1, 2^(k + SHIFT) is a normal float whose bits
             // come straight from z's (k sits in its low bits), the first
@@ -289,7 +315,8 @@ macro_rules! exp_log {
             const SHIFT: $ibits = $shift;
             const OFFSET: $bits = MAGIC.to_bits().wrapping_sub(($bias + SHIFT) as $bits);
             let scale = $t::from_bits(z.to_bits().wrapping_sub(OFFSET) << $mant);
-            p * scale * $t::from_bits((($bias - SHIFT) as $bits) << $mant)
+            let down = $t::from_bits((($bias - SHIFT) as $bits) << $mant);
+            (p * scale * down, p_lo * scale * down)
         }
 
         #[inline(always)]
@@ -328,6 +355,15 @@ impl Real for f32 {
     real_common!(f32, to_f32, from_f32);
     const SPLITTER: f32 = 4097.0;
 
+    /// In float64, where `1 + e` is exact (but for `e < 2^-29`, where its
+    /// rounding is far below float32's) and each operation rounds 2^29
+    /// times finer: one rounding to float32 at the end.
+    #[inline(always)]
+    fn times_sigmoid_product<const FMA: bool>(c1: f32, c2: f32, e: f32) -> f32 {
+        let (e, d) = (e as f64, 1.0 + e as f64);
+        ((c1 as f64 * c2 as f64) * e / (d * d)) as f32
+    }
+
     #[inline(always)]
     fn quotient<const FMA: bool>(n: f32, d: f32) -> f32 {
         n / d
@@ -343,6 +379,23 @@ impl Real for f32 {
 impl Real for f64 {
     real_common!(f64, to_f64, from_f64);
     const SPLITTER: f64 = 134_217_729.0;
+
+    /// With `d = 1 + e` rounded, its error `d_lo = e - (d - 1)` (exact,
+    /// Fast2Sum), `q = 1 / d` rounded and its residual `rho = 1 - d q`
+    /// (exact), `1 / (1 + e) = q (1 + k)` with `k = rho - q d_lo` up to
+    /// `k^2 < 2^-104`, so `e / (1 + e)^2 = e q^2 (1 + 2k)`.
+    #[inline(always)]
+    fn times_sigmoid_product<const FMA: bool>(c1: f64, c2: f64, e: f64) -> f64 {
+        let d = 1.0 + e;
+        let d_lo = e - (d - 1.0);
+        let q = 1.0 / d;
+        let (dq, dq_lo) = two_product::<f64, FMA>(d, q);
+        let rho = (1.0 - dq) - dq_lo;
+        let k = madd::<f64, FMA>(-q, d_lo, rho);
+        let s = e * (q * q);
+        let s = madd::<f64, FMA>(s, k + k, s);
+        (c1 * c2) * s
+    }
 
     #[inline(always)]
     fn quotient<const FMA: bool>(n: f64, d: f64) -> f64 {
@@ -494,11 +547,31 @@ pub fn softplus_combination<C: Real, const FMA: bool>(x: C, e: C, a: C, b: C, a_
 pub struct Smoothing<C> {
     keep: C,
     half: C,
+    /// `(1 - ls) - keep`, the rounding error of `keep`.
+    keep_lo: C,
 }
 
 impl<C: Real> Smoothing<C> {
     pub fn new(label_smoothing: f64) -> Self {
-        Smoothing { keep: C::from_f64(1.0 - label_smoothing), half: C::from_f64(0.5 * label_smoothing) }
+        let keep = C::from_f64(1.0 - label_smoothing);
+        let keep_lo = C::from_f64(label_smoothing - (1.0 - keep.to_f64()));
+        Smoothing { keep, half: C::from_f64(0.5 * label_smoothing), keep_lo: C::ZERO - keep_lo }
+    }
+
+    /// The rounding errors `(a_lo, t_lo)` of `(a, t) =
+    /// complement_and_target(y)` (of `1 - y`, of `keep`, and of the last
+    /// operation; `half` is exact in float64), for sums that need them.
+    #[inline(always)]
+    pub fn errors<const FMA: bool>(self, y: C, a: C, t: C) -> (C, C) {
+        let one_minus_y = C::ONE - y;
+        let one_minus_y_lo = (C::ONE - one_minus_y) - y;
+        let error = |v: C, result: C| {
+            let (p, p_lo) = two_product::<C, FMA>(v, self.keep);
+            let (s, s_lo) = two_sum(p, self.half);
+            (s - result) + s_lo + madd::<C, FMA>(v, self.keep_lo, p_lo)
+        };
+        let a_lo = madd::<C, FMA>(one_minus_y_lo, self.keep, error(one_minus_y, a));
+        (a_lo, error(y, t))
     }
 
     /// `(1 - t, t)` for the smoothed target `t` of `y`, each a sum of

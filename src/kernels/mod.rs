@@ -211,9 +211,16 @@ fn run<C: Real>(req: &mut LossRequest<'_>) -> Result<ExactSum, KernelError> {
             drive(&mut ops, &logits, req.sum)
         }
         Loss::Focal { alpha, gamma } => {
-            let alpha = (alpha >= 0.0).then(|| (C::from_f64(alpha), C::from_f64(1.0 - alpha)));
-            let focal =
-                focal::Focal { outputs, weighted, scale, smoothing, min_hess, alpha, gamma: C::from_f64(gamma) };
+            let focal = focal::Focal::<C> {
+                outputs,
+                weighted,
+                scale: req.grad_scale,
+                smoothing: Smoothing::new(req.label_smoothing),
+                min_hess: req.min_hess,
+                alpha: (alpha >= 0.0).then_some((alpha, 1.0 - alpha)),
+                gamma,
+                compute: std::marker::PhantomData,
+            };
             drive(&mut ops, &focal, req.sum)
         }
         Loss::Probabilities => {

@@ -125,18 +125,28 @@ pub(super) fn bad_loss(loss: &str) -> PyErr {
     PyValueError::new_err(format!("loss must be 'logits', 'probabilities' or 'focal', got {loss:?}"))
 }
 
+/// A float as Python writes it: `-1.0`, `0.1`, `nan`, `inf`.
+fn float_text(value: f64) -> String {
+    match value {
+        v if v.is_nan() => "nan".into(),
+        v if v.is_infinite() => if v > 0.0 { "inf" } else { "-inf" }.into(),
+        v => format!("{v:?}"),
+    }
+}
+
 pub(super) fn label_smoothing(value: f64) -> PyErr {
-    PyValueError::new_err(format!("label_smoothing must be between 0 and 1, got {value}"))
+    PyValueError::new_err(format!("label_smoothing must be between 0 and 1, got {}", float_text(value)))
 }
 
 pub(super) fn focal_alpha(value: f64) -> PyErr {
     PyValueError::new_err(format!(
-        "alpha must be between 0 and 1 (or negative to turn the class weighting off), got {value}"
+        "alpha must be between 0 and 1 (or negative to turn the class weighting off), got {}",
+        float_text(value)
     ))
 }
 
 pub(super) fn focal_gamma(value: f64) -> PyErr {
-    PyValueError::new_err(format!("gamma must be a finite number >= 0, got {value}"))
+    PyValueError::new_err(format!("gamma must be a finite number >= 0, got {}", float_text(value)))
 }
 
 pub(super) fn out_read_only() -> PyErr {
