@@ -10,7 +10,8 @@ from typing import Any, Optional, Tuple
 
 from numpy.typing import ArrayLike, NDArray
 
-from ._functional import Axis, Loss, OutPair, _core, _Declined, _declined, _native
+from . import _core
+from ._functional import Axis, Loss, OutPair, _Declined, _declined, _native
 
 __all__ = [
     "sigmoid_focal_loss",

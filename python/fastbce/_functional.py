@@ -953,7 +953,7 @@ def binary_cross_entropy_with_logits_grad_and_hess(
         result = _declined(
             request, input, target, weight, reduction, pos_weight, grad_output, out, axis, label_smoothing, min_hess
         )
-    return result if return_loss else (result[1], result[2])  # type: ignore[no-any-return]
+    return result if return_loss else (result[1], result[2])
 
 
 def binary_cross_entropy_hess(
@@ -1087,7 +1087,7 @@ def binary_cross_entropy_grad_and_hess(
         result = _declined(
             request, input, target, weight, reduction, None, grad_output, out, axis, label_smoothing, min_hess
         )
-    return result if return_loss else (result[1], result[2])  # type: ignore[no-any-return]
+    return result if return_loss else (result[1], result[2])
 
 
 def sigmoid(x: ArrayLike, *, out: Optional[NDArray[Any]] = None) -> NDArray[Any]:
