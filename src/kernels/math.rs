@@ -574,6 +574,11 @@ impl<C: Real> Smoothing<C> {
         (a_lo, error(y, t))
     }
 
+    /// Whether this smooths at all (`ls > 0`).
+    pub fn is_on(&self) -> bool {
+        self.half != C::ZERO
+    }
+
     /// `(1 - t, t)` for the smoothed target `t` of `y`, each a sum of
     /// non-negative terms (for `y` in [0, 1]), so neither cancels: `1 - t`
     /// is `(1 - y) (1 - ls) + ls / 2`. Without smoothing they are `1 - y`
