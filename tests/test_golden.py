@@ -14,7 +14,7 @@ import pytest
 
 import fastbce as fb
 
-from reference import FUNCS, LOGITS, assert_close, elements
+from reference import FUNCS, LOGITS, assert_close, elements, ulp_error
 
 DATA = Path(__file__).parent / "data"
 CASES = json.loads((DATA / "golden.json").read_text())["cases"]
@@ -107,3 +107,63 @@ def test_make_golden_reproduces_the_stored_cases(tmp_path):
     for key in ARRAYS.files:
         a, b = made[key], ARRAYS[key]
         assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), key
+
+
+# The second derivatives, label smoothing and the focal loss: exact values
+# from mpmath, held to the ULP bounds of docs/design.md.
+EXTENSION_CASES = json.loads((DATA / "golden_extensions.json").read_text())["cases"]
+EXTENSION_ARRAYS = np.load(DATA / "golden_extensions.npz")
+EXTENSION_ULP = {
+    "binary_cross_entropy_with_logits": 4.0,
+    "binary_cross_entropy_with_logits_grad": 4.0,
+    "binary_cross_entropy_with_logits_hess": 4.0,
+    "binary_cross_entropy_hess": 4.0,
+    "sigmoid_focal_loss": 8.0,
+    "sigmoid_focal_loss_grad": 8.0,
+    "sigmoid_focal_loss_hess": 16.0,
+}
+
+
+def test_extension_cases_cover_every_new_function():
+    assert {c["function"] for c in EXTENSION_CASES} == set(EXTENSION_ULP)
+    focal = [c for c in EXTENSION_CASES if c["function"] == "sigmoid_focal_loss"]
+    assert {c["arguments"]["gamma"] for c in focal} == {0.0, 0.25, 0.5, 1.0, 2.0, 5.0}
+
+
+@pytest.mark.parametrize("case", EXTENSION_CASES, ids=[c["name"] for c in EXTENSION_CASES])
+def test_extension_case(case):
+    def get(key):
+        full = f"{case['name']}/{key}"
+        return EXTENSION_ARRAYS[full] if full in EXTENSION_ARRAYS.files else None
+
+    x, y, expected, scale = get("input"), get("target"), get("expected"), get("scale")
+    arguments = dict(case["arguments"])
+    if get("weight") is not None:
+        arguments["weight"] = get("weight")
+    if get("pos_weight") is not None:
+        arguments["pos_weight"] = get("pos_weight")
+    got = getattr(fb, case["function"])(x, y, **arguments)
+    assert got.dtype == x.dtype and got.shape == x.shape
+    dtype = x.dtype
+    tiny = np.finfo(dtype).tiny / np.finfo(dtype).eps  # (subnormal terms: see test_accuracy_extensions)
+    for i in range(x.size):
+        want = float(expected[i])
+        if np.isinf(want) or want == 0.0 and np.isinf(x[i]):
+            assert float(got[i]) == want, (i, float(x[i]))
+            continue
+        at = max(abs(want), float(scale[i]) if scale is not None else 0.0)
+        if case["function"].endswith("_hess"):
+            at = max(at, tiny)
+        error = ulp_error(float(got[i]), want, dtype, scale=at)
+        assert error <= EXTENSION_ULP[case["function"]], (i, float(x[i]), float(y[i]), float(got[i]), want, error)
+
+
+def test_make_golden_reproduces_the_extension_cases(tmp_path):
+    tool = Path(__file__).resolve().parent.parent / "tools" / "make_golden.py"
+    subprocess.run([sys.executable, str(tool), "--out", str(tmp_path)], check=True, capture_output=True)
+    made = json.loads((tmp_path / "golden_extensions.json").read_text())
+    assert made == json.loads((DATA / "golden_extensions.json").read_text())
+    arrays = np.load(tmp_path / "golden_extensions.npz")
+    assert arrays.files == EXTENSION_ARRAYS.files
+    for key in arrays.files:
+        assert arrays[key].tobytes() == EXTENSION_ARRAYS[key].tobytes(), key

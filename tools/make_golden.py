@@ -15,6 +15,11 @@ limit exists (docs/design.md, "What differs from PyTorch").
     python tools/make_golden.py                 # rewrites tests/data/golden.*
     python tools/make_golden.py --out /tmp/g    # elsewhere (tests/test_golden.py
                                                 # checks that this reproduces them)
+
+The second derivatives, label smoothing and the focal loss have their own
+cases (golden_extensions.*), elementwise, whose expected values are mpmath's
+own (tests/reference.py's exact functions, at 60 digits), with the scale of
+each value's largest term for the quantities that are differences.
 """
 
 from __future__ import annotations
@@ -22,11 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
+sys.path.insert(0, str(DATA.parent))
+from reference import exact_focal, exact_logits_smoothed, exact_probabilities_hess  # noqa: E402
 
 
 def _softplus(z):
@@ -429,6 +437,149 @@ def public_cases(b: Builder):
     b.add("zero_dim_mean", "bce_with_logits", np.float64(1.5), np.float64(1.0))
 
 
+GAMMAS = [0.0, 0.25, 0.5, 1.0, 2.0, 5.0]
+# Logits over the whole range, both signs, and the infinite ones.
+EXTENSION_LOGITS = [0.0, 1e-6, 0.3, 1.0, 2.5, 7.0, 15.0, 30.0, 88.0, 300.0, 1e4]
+EXTENSION_LOGITS = sorted({s * v for v in EXTENSION_LOGITS for s in (-1.0, 1.0)})
+
+
+class ExtensionBuilder:
+    """Elementwise cases of the functions added with the second
+    derivatives: `function` (its public name), its scalar arguments, the
+    arrays, and the exact values (and term scales) from mpmath."""
+
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng(seed)
+        self.arrays: dict[str, np.ndarray] = {}
+        self.cases: list[dict] = []
+
+    def add(self, name, function, x, y, expected, *, scale=None, weight=None, pos_weight=None, **arguments):
+        assert name not in {c["name"] for c in self.cases}, name
+        arrays = {"input": x, "target": y, "expected": np.asarray(expected, np.float64)}
+        if scale is not None:
+            arrays["scale"] = np.asarray(scale, np.float64)
+        if weight is not None:
+            arrays["weight"] = weight
+        if pos_weight is not None:
+            arrays["pos_weight"] = pos_weight
+        for key, arr in arrays.items():
+            self.arrays[f"{name}/{key}"] = np.asarray(arr)
+        self.cases.append({"name": name, "function": function, "dtype": str(x.dtype), "arguments": arguments})
+
+    def save(self, out_dir: Path, stem: str):
+        np.savez_compressed(out_dir / f"{stem}.npz", **self.arrays)
+        how = "made by tools/make_golden.py; expected values are mpmath's, rounded to float64"
+        (out_dir / f"{stem}.json").write_text(json.dumps({"how": how, "cases": self.cases}, indent=1) + "\n")
+
+
+def extension_cases(b: ExtensionBuilder):
+    for dtype in (np.float32, np.float64):
+        name = np.dtype(dtype).name
+        x = np.array(EXTENSION_LOGITS, dtype)
+        n = x.size
+        for kind in ("hard", "soft"):
+            y = (b.rng.integers(0, 2, n) if kind == "hard" else b.rng.uniform(0, 1, n)).astype(dtype)
+            w = b.rng.uniform(0.5, 2.0, n).astype(dtype)
+            pw = b.rng.uniform(0.5, 3.0, n).astype(dtype)
+            for ls in (0.0, 0.1):
+                exact = np.array(
+                    [exact_logits_smoothed(float(x[i]), float(y[i]), float(w[i]), float(pw[i]), ls) for i in range(n)]
+                )
+                tag = f"{name}_{kind}_ls{ls}"
+                args = dict(reduction="none", label_smoothing=ls)
+                b.add(
+                    f"logits_hess_{tag}",
+                    "binary_cross_entropy_with_logits_hess",
+                    x,
+                    y,
+                    exact[:, 3],
+                    weight=w,
+                    pos_weight=pw,
+                    **args,
+                )
+                if ls:
+                    b.add(
+                        f"logits_loss_{tag}",
+                        "binary_cross_entropy_with_logits",
+                        x,
+                        y,
+                        exact[:, 0],
+                        weight=w,
+                        pos_weight=pw,
+                        **args,
+                    )
+                    b.add(
+                        f"logits_grad_{tag}",
+                        "binary_cross_entropy_with_logits_grad",
+                        x,
+                        y,
+                        exact[:, 1],
+                        scale=exact[:, 2],
+                        weight=w,
+                        pos_weight=pw,
+                        **args,
+                    )
+            p = b.rng.uniform(0.001, 0.999, n).astype(dtype)
+            for ls in (0.0, 0.2):
+                exact = [exact_probabilities_hess(float(p[i]), float(y[i]), float(w[i]), ls) for i in range(n)]
+                b.add(
+                    f"probabilities_hess_{name}_{kind}_ls{ls}",
+                    "binary_cross_entropy_hess",
+                    p,
+                    y,
+                    exact,
+                    weight=w,
+                    reduction="none",
+                    label_smoothing=ls,
+                )
+            for gamma in GAMMAS:
+                for alpha, ls in ((0.25, 0.0), (-1.0, 0.1)):
+                    exact = np.array(
+                        [exact_focal(float(x[i]), float(y[i]), float(w[i]), alpha, gamma, ls) for i in range(n)]
+                    )
+                    tag = f"{name}_{kind}_gamma{gamma}_alpha{alpha}_ls{ls}"
+                    args = dict(alpha=alpha, gamma=gamma, label_smoothing=ls)
+                    b.add(f"focal_loss_{tag}", "sigmoid_focal_loss", x, y, exact[:, 0], weight=w, **args)
+                    b.add(
+                        f"focal_grad_{tag}",
+                        "sigmoid_focal_loss_grad",
+                        x,
+                        y,
+                        exact[:, 1],
+                        scale=exact[:, 2],
+                        weight=w,
+                        **args,
+                    )
+                    b.add(
+                        f"focal_hess_{tag}",
+                        "sigmoid_focal_loss_hess",
+                        x,
+                        y,
+                        exact[:, 3],
+                        scale=exact[:, 4],
+                        weight=w,
+                        **args,
+                    )
+        # Infinite logits: the limits.
+        x = np.array([np.inf, -np.inf, np.inf, -np.inf], dtype)
+        y = np.array([1.0, 0.0, 0.0, 1.0], dtype)
+        for gamma in GAMMAS:
+            args = dict(alpha=-1.0, gamma=gamma)
+            b.add(
+                f"focal_loss_{name}_infinite_gamma{gamma}", "sigmoid_focal_loss", x, y, [0, 0, np.inf, np.inf], **args
+            )
+            b.add(f"focal_grad_{name}_infinite_gamma{gamma}", "sigmoid_focal_loss_grad", x, y, [0, 0, 1, -1], **args)
+            b.add(f"focal_hess_{name}_infinite_gamma{gamma}", "sigmoid_focal_loss_hess", x, y, [0, 0, 0, 0], **args)
+        b.add(
+            f"logits_hess_{name}_infinite",
+            "binary_cross_entropy_with_logits_hess",
+            x,
+            y,
+            [0, 0, 0, 0],
+            reduction="none",
+        )
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=20261122)
@@ -438,6 +589,10 @@ def main():
     public_cases(b)
     b.save(args.out, "golden")
     print(f"{len(b.cases)} cases written to {args.out}")
+    e = ExtensionBuilder(args.seed)
+    extension_cases(e)
+    e.save(args.out, "golden_extensions")
+    print(f"{len(e.cases)} extension cases written to {args.out}")
 
 
 if __name__ == "__main__":
