@@ -14,6 +14,7 @@ repeat by repeat; ratios come from the same run.
     python benches/bench.py --operands --sizes 1e6,1e7  # pos_weight, uint8 vs the plain mean
     python benches/bench.py --alternating         # calls of changing sizes vs one size at a time
     python benches/bench.py --checks --sizes 1e6  # out= on probabilities: the cost of checking first
+    python benches/bench.py --extensions --sizes 1e6,1e7  # second derivatives and the focal loss
 
 Peers that are not installed are left out (PyTorch, JAX, numba); the C
 loop (benches/roofline.c, vectorized with glibc's libmvec under
@@ -562,6 +563,94 @@ def _check_designs(p: np.ndarray, t: np.ndarray, grad: bool) -> Dict[str, Callab
     }
 
 
+def _numpy_focal_value_and_grad(x: np.ndarray, y: np.ndarray, alpha: float, gamma: float) -> Any:
+    """The focal loss's mean and gradient as NumPy writes them (torchvision's
+    formula, its gradient by hand): what fastbce replaces."""
+    p = 1 / (1 + np.exp(-x))
+    ce = np.logaddexp(0, x) - x * y
+    m = p * (1 - y) + (1 - p) * y
+    alpha_t = alpha * y + (1 - alpha) * (1 - y)
+    loss = alpha_t * m**gamma * ce
+    s = p * (1 - p)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        grad = alpha_t * m**gamma * ((p - y) + gamma * (1 - 2 * y) * s / m * ce)
+    return loss.mean(), grad / x.size
+
+
+def _torchvision_focal(threads: int) -> Optional[Callable[[np.ndarray, np.ndarray], Callable[[], Any]]]:
+    """torchvision's sigmoid_focal_loss, forward and backward of the mean."""
+    try:
+        import torch
+        from torchvision.ops import sigmoid_focal_loss
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+
+    def make(x: np.ndarray, y: np.ndarray) -> Callable[[], Any]:
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+        def run() -> Any:
+            xg = tx.detach().requires_grad_(True)
+            loss = sigmoid_focal_loss(xg, ty, alpha=0.25, gamma=2.0, reduction="mean")
+            loss.backward()
+            return loss, xg.grad
+
+        return run
+
+    return make
+
+
+def _extension_calls(x: np.ndarray, y: np.ndarray) -> Dict[str, Callable[[], Any]]:
+    g, h = np.empty_like(x), np.empty_like(x)
+    return {
+        "value_and_grad": lambda: fb.binary_cross_entropy_with_logits_value_and_grad(x, y, out=g),
+        "grad_and_hess": lambda: fb.binary_cross_entropy_with_logits_grad_and_hess(x, y, out=(g, h)),
+        "focal value_and_grad": lambda: fb.sigmoid_focal_loss_value_and_grad(x, y, reduction="mean", out=g),
+        "numpy focal": lambda: _numpy_focal_value_and_grad(x, y, 0.25, 2.0),
+    }
+
+
+def extensions(repeats: int, dtypes: List[Any], sizes: List[int], threads: int) -> str:
+    """The second derivatives and the focal loss against the loss and
+    gradient they extend, all into out=: grad_and_hess against
+    value_and_grad, the focal value_and_grad against the plain one, and
+    against NumPy's and (when installed) torchvision's focal loss."""
+    rows = []
+    rng = np.random.default_rng(0)
+    torchvision = _torchvision_focal(threads)
+    for dtype in dtypes:
+        for n in sizes:
+            x = (rng.standard_normal(n) * 3).astype(dtype)
+            y = (rng.random(n) < 0.3).astype(dtype)
+            fns = _extension_calls(x, y)
+            if torchvision is not None:
+                fns["torchvision focal"] = torchvision(x, y)
+            with fb.num_threads(threads):
+                times = median_times(fns, repeats)
+            plain, focal = times["value_and_grad"], times["focal value_and_grad"]
+            cells = [
+                fmt_time(plain),
+                f"{fmt_time(times['grad_and_hess'])} ({times['grad_and_hess'] / plain:.2f})",
+                f"{fmt_time(focal)} ({focal / plain:.2f})",
+                f"{fmt_time(times['numpy focal'])} ({times['numpy focal'] / focal:.1f}×)",
+                f"{fmt_time(times['torchvision focal'])} ({times['torchvision focal'] / focal:.1f}×)"
+                if "torchvision focal" in times
+                else "–",
+            ]
+            rows.append([np.dtype(dtype).name, f"{n:.0e}", *cells])
+            print(" | ".join(rows[-1]), flush=True)
+    header = [
+        "dtype",
+        "N",
+        "value_and_grad",
+        "grad_and_hess (÷ value_and_grad)",
+        "focal value_and_grad (÷ value_and_grad)",
+        "NumPy focal (× focal)",
+        "torchvision focal fwd+bwd (× focal)",
+    ]
+    return markdown(header, rows)
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1e3,1e5,1e6,1e7", help="comma-separated element counts")
@@ -586,6 +675,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument(
         "--checks", action="store_true", help="time out= on probabilities: checked first, checked along (--sizes)"
     )
+    ap.add_argument(
+        "--extensions", action="store_true", help="time grad_and_hess and the focal loss against value_and_grad"
+    )
     args = ap.parse_args(argv)
     if args.scaling and args.threads < 2:
         ap.error(f"--scaling compares 1 thread with --threads, which must be 2 or more (got {args.threads})")
@@ -596,7 +688,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         return
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     dtypes = [np.dtype(d).type for d in args.dtypes.split(",")]
-    if args.small or args.scaling or args.operands or args.alternating or args.checks:
+    if args.small or args.scaling or args.operands or args.alternating or args.checks or args.extensions:
         if args.small:
             text = small_calls(args.repeats)
         elif args.scaling:
@@ -605,6 +697,8 @@ def main(argv: Optional[List[str]] = None) -> None:
             text = alternating(args.repeats, sorted({args.threads, 4 * (os.cpu_count() or 1)}))
         elif args.checks:
             text = check_costs(args.repeats, dtypes, sizes, args.threads)
+        elif args.extensions:
+            text = extensions(args.repeats, dtypes, sizes, args.threads)
         else:
             text = operand_costs(args.repeats, dtypes, sizes, args.threads)
         print("\n" + text)
