@@ -94,7 +94,7 @@ def initial_margin(
 
 def _weights(y: NDArray[Any], weight: Optional[ArrayLike], scale_pos_weight: float) -> Optional[NDArray[Any]]:
     """Sample weights (None for none), times `scale_pos_weight` on the exact positives."""
-    w = None if weight is None or np.size(weight) == 0 else np.asarray(weight, np.float64)
+    w = None if weight is None or np.size(weight) == 0 else np.asarray(weight)
     if scale_pos_weight != 1.0:
         factor = np.where(y == 1, float(scale_pos_weight), 1.0)
         w = factor if w is None else w.reshape(w.shape + (1,) * (y.ndim - w.ndim)) * factor
@@ -255,8 +255,8 @@ class XGBoostObjective:
             label, predt, weight = first, second, sample_weight
         margin = _margins(predt)
         margin = margin.reshape(margin.shape[0], -1)
-        label = np.asarray(label, margin.dtype).reshape(margin.shape)
-        weight = None if weight is None or np.size(weight) == 0 else np.asarray(weight, np.float64).reshape(-1, 1)
+        label = np.asarray(label).reshape(margin.shape)
+        weight = None if weight is None or np.size(weight) == 0 else np.asarray(weight).reshape(-1, 1)
         return self._loss.derivatives(margin, label, weight)
 
     def __repr__(self) -> str:
@@ -309,7 +309,7 @@ class XGBoostMetric:
 
 
 def _per_sample(weight: Optional[ArrayLike]) -> Optional[NDArray[Any]]:
-    return None if weight is None or np.size(weight) == 0 else np.asarray(weight, np.float64)
+    return None if weight is None or np.size(weight) == 0 else np.asarray(weight)
 
 
 class LightGBMObjective:
@@ -355,7 +355,7 @@ class LightGBMObjective:
         else:  # scikit-learn: (y_true, y_pred[, weight[, group]])
             label, preds = first, second
         margin = _margins(preds)
-        label = np.asarray(label, margin.dtype).reshape(margin.shape)
+        label = np.asarray(label).reshape(margin.shape)
         grad, hess = self._loss.derivatives(margin, label, _per_sample(weight))
         return grad.astype(np.float32, copy=False), hess.astype(np.float32, copy=False)
 
