@@ -27,17 +27,17 @@
 use super::KernelError;
 use super::elem::DType;
 use super::logits::Outputs;
-use super::math::{Real, Smoothing, floored, madd, sigmoid_pair, softplus_combination, times, two_product, two_sum};
+use super::math::{Real, Smoothing, floored, madd, sigmoid_pair, times, two_product, two_sum};
 use super::parallel::{BlockOp, NIN, NOUT};
 
-/// The focal loss's parameters, in float64 (see `block`).
+/// The focal loss's parameters (converted to the compute type by `block`).
 pub(crate) struct Focal<C> {
     pub outputs: Outputs,
     /// A weight or grad_output is given.
     pub weighted: bool,
     /// Factor of every gradient and second-derivative element.
     pub scale: f64,
-    pub smoothing: Smoothing<f64>,
+    pub label_smoothing: f64,
     /// Floor of each element's second derivative (before `scale`).
     pub min_hess: f64,
     /// `(alpha, 1 - alpha)`, or None when the class weighting is off.
@@ -46,34 +46,45 @@ pub(crate) struct Focal<C> {
     pub compute: std::marker::PhantomData<C>,
 }
 
-/// `m^gamma = (1 - p_t)^gamma` from `e = exp(-|x|)`, the target weight
-/// `near` of the larger sigmoid and `z + z_lo = near + far e` (`far` the
-/// other's), since `m = z / (1 + e)`.
+/// `m^gamma = (1 - p_t)^gamma` from `x`, `e = exp(-|x|)`, `log1p_e =
+/// log1p(e)`, the target weight `near` of the larger sigmoid and
+/// `z + z_lo = near + far e` (`far` the other's), since `m = z / (1 + e)`.
 ///
 /// `ln m = big + small`: where `near` is 0, `big = -|x|` (then `far` is 1
-/// and `z = e`); else `big = k ln2_hi` for `z = 2^k (1 + f)`. `big` is
-/// exact, and `gamma big` is carried exactly, as two floats, into the
-/// exponential.
+/// and `z = e`); else `big = k ln2_hi` for `z = 2^k (1 + f)`, or 0 for hard
+/// targets (`HARD`: then `z` is 1). `big` is exact, and `gamma big` is
+/// carried exactly, as two floats, into the exponential.
 #[inline(always)]
-fn power_of_m<const FMA: bool>(x: f64, e: f64, near: f64, z: f64, z_lo: f64, gamma: f64) -> f64 {
-    let (f, k) = z.ln_parts();
-    let log1p_e = f64::log1p_unit::<FMA>(e);
-    let near_zero = near == 0.0;
-    let big = if near_zero { -x.abs() } else { k * f64::LN2_HI };
-    // ln(z + z_lo) = ln z + z_lo / z, up to (z_lo / z)^2.
-    let log_z = madd::<f64, FMA>(k, f64::LN2_LO, f64::log1p_reduced::<FMA>(f, 0.0) + z_lo / z);
-    let small = if near_zero { -log1p_e } else { log_z - log1p_e };
-    let (hi, lo) = two_product::<f64, FMA>(gamma, big);
-    if gamma == 0.0 { 1.0 } else { f64::exp_sum::<FMA, true>(hi, madd::<f64, FMA>(gamma, small, lo)) }
+#[allow(clippy::too_many_arguments)]
+fn power_of_m<W: Real, const FMA: bool, const HARD: bool>(x: W, log1p_e: W, near: W, z: W, z_lo: W, gamma: W) -> W {
+    let near_zero = near == W::ZERO;
+    let abs_x = if x < W::ZERO { -x } else { x };
+    let (big, small) = if HARD {
+        (if near_zero { -abs_x } else { W::ZERO }, -log1p_e)
+    } else {
+        let (f, k) = z.ln_parts();
+        // ln(z + z_lo) = ln z + z_lo / z, up to (z_lo / z)^2.
+        let log_z = madd::<W, FMA>(k, W::LN2_LO, W::log1p_reduced::<FMA>(f, W::ZERO) + z_lo / z);
+        if near_zero { (-abs_x, -log1p_e) } else { (k * W::LN2_HI, log_z - log1p_e) }
+    };
+    let (hi, lo) = two_product::<W, FMA>(gamma, big);
+    if gamma == W::ZERO { W::ONE } else { W::exp_sum::<FMA, true>(hi, madd::<W, FMA>(gamma, small, lo)) }
 }
 
-/// Computes in float64 whatever the data type: for float32 data, each
-/// rounding is then 2^29 times finer than float32's (which `gamma`
-/// multiplies in `m^gamma`), and the terms of the second derivative, which
-/// are proportional to `e = exp(-|x|)`, stay normal floats where float32's
-/// would lose their bits below 1e-38.
+/// The focal loss's elements in the compute type `W`. `HARD`: every target
+/// is 0 or 1 and nothing smooths, so `near + far e` is `e` or 1 and needs
+/// no logarithm and no division.
 #[inline(always)]
-fn block<C: Real, const FMA: bool, const VALUE: bool, const GRAD: bool, const HESS: bool, const WEIGHTED: bool>(
+fn elements<
+    C: Real,
+    W: Real,
+    const FMA: bool,
+    const VALUE: bool,
+    const GRAD: bool,
+    const HESS: bool,
+    const WEIGHTED: bool,
+    const HARD: bool,
+>(
     op: &Focal<C>,
     ins: [&[C]; NIN],
     outs: [&mut [C]; NOUT],
@@ -83,51 +94,87 @@ fn block<C: Real, const FMA: bool, const VALUE: bool, const GRAD: bool, const HE
     let (y, w, go) = (&y[..n], &w[..n], &go[..n]);
     let [value, grad, hess] = outs;
     let (value, grad, hess) = (&mut value[..n], &mut grad[..n], &mut hess[..n]);
-    let (scale, smoothing, min_hess, gamma) = (op.scale, op.smoothing, op.min_hess, op.gamma);
+    let wide = |v: f64| W::from_f64(v);
+    let (scale, min_hess, gamma) = (wide(op.scale), wide(op.min_hess), wide(op.gamma));
+    let smoothing = Smoothing::<W>::new(op.label_smoothing);
     let (alpha_on, (alpha, beta)) = (op.alpha.is_some(), op.alpha.unwrap_or((1.0, 1.0)));
+    let (alpha, beta) = (wide(alpha), wide(beta));
+    let load = |v: C| W::from_f64(v.to_f64());
     for i in 0..n {
-        let x = x[i].to_f64();
-        let (a, t) = smoothing.complement_and_target::<FMA>(y[i].to_f64());
-        let (e, e_lo) = f64::exp_sum_parts::<FMA, false>(-x.abs(), 0.0);
-        let ce = softplus_combination::<f64, FMA>(x, e, a, t, 1.0);
-        let positive = x >= 0.0;
+        let x = load(x[i]);
+        let y_i = load(y[i]);
+        let (a, t) = if HARD { (W::ONE - y_i, y_i) } else { smoothing.complement_and_target::<FMA>(y_i) };
+        let (e, e_lo) = W::exp_sum_parts::<FMA, false>(if x < W::ZERO { x } else { -x }, W::ZERO);
+        let log1p_e = W::log1p_unit::<FMA>(e);
+        let positive = x >= W::ZERO;
+        // The plain loss, `softplus_combination` with `a + t = 1`, from the
+        // one `log1p(e)` that `m^gamma` needs too.
+        let ce = log1p_e + times(if positive { a } else { t }, if positive { x } else { -x });
         let (near, far) = if positive { (a, t) } else { (t, a) };
-        let z = madd::<f64, FMA>(far, e, near);
-        let near_zero = near == 0.0;
+        let near_zero = near == W::ZERO;
+        let z = if HARD { W::ONE } else { madd::<W, FMA>(far, e, near) };
         // For float64 data, `z`'s rounding error and those of what it is
         // made of (gamma multiplies each in `m^gamma`).
-        let z_lo = if C::DTYPE == DType::F64 {
-            let (a_lo, t_lo) = smoothing.errors::<FMA>(y[i].to_f64(), a, t);
+        let z_lo = if !HARD && C::DTYPE == DType::F64 {
+            let (a_lo, t_lo) = smoothing.errors::<FMA>(y_i, a, t);
             let (near_lo, far_lo) = if positive { (a_lo, t_lo) } else { (t_lo, a_lo) };
-            let (fe, fe_lo) = two_product::<f64, FMA>(far, e);
+            let (fe, fe_lo) = two_product::<W, FMA>(far, e);
             let (sum, sum_lo) = two_sum(fe, near);
-            (sum - z) + sum_lo + fe_lo + madd::<f64, FMA>(far, e_lo, madd::<f64, FMA>(far_lo, e, near_lo))
+            (sum - z) + sum_lo + fe_lo + madd::<W, FMA>(far, e_lo, madd::<W, FMA>(far_lo, e, near_lo))
         } else {
-            0.0
+            W::ZERO
         };
-        let m_gamma = power_of_m::<FMA>(x, e, near, z, z_lo, gamma);
-        let alpha_t = if alpha_on { madd::<f64, FMA>(alpha, t, beta * a) } else { 1.0 };
-        let weight = if WEIGHTED { w[i].to_f64() * alpha_t } else { alpha_t };
+        let m_gamma = power_of_m::<W, FMA, HARD>(x, log1p_e, near, z, z_lo, gamma);
+        let alpha_t = if alpha_on { madd::<W, FMA>(alpha, t, beta * a) } else { W::ONE };
+        let weight = if WEIGHTED { load(w[i]) * alpha_t } else { alpha_t };
         if VALUE {
-            value[i] = C::from_f64(weight * (m_gamma * ce));
+            value[i] = C::from_f64((weight * (m_gamma * ce)).to_f64());
         }
         if GRAD || HESS {
-            let (s_pos, s_neg) = sigmoid_pair::<f64, FMA>(x, e);
+            let (s_pos, s_neg) = sigmoid_pair::<W, FMA>(x, e);
             let r = if positive { s_pos } else { s_neg };
             // s / m = r e / z (r where near is 0, and z = e).
-            let s_over_m = if near_zero { r } else { r * (e / z) };
+            let s_over_m = if near_zero {
+                r
+            } else if HARD {
+                r * e
+            } else {
+                r * (e / z)
+            };
             let u = (a - t) * s_over_m;
             let u_ce = times(u, ce);
             let g = a * s_pos - t * s_neg;
-            let factor = if WEIGHTED { scale * go[i].to_f64() } else { scale };
-            grad[i] = C::from_f64(factor * (weight * (m_gamma * madd::<f64, FMA>(gamma, u_ce, g))));
+            let factor = if WEIGHTED { scale * load(go[i]) } else { scale };
+            grad[i] = C::from_f64((factor * (weight * (m_gamma * madd::<W, FMA>(gamma, u_ce, g)))).to_f64());
             if HESS {
                 let s = s_pos * s_neg;
-                let bend = madd::<f64, FMA>(gamma - 1.0, u, s_neg - s_pos);
-                let h = madd::<f64, FMA>(gamma * u_ce, bend, madd::<f64, FMA>(gamma + gamma, u * g, s));
-                hess[i] = C::from_f64(factor * floored(weight * (m_gamma * h), min_hess));
+                let bend = madd::<W, FMA>(gamma - W::ONE, u, s_neg - s_pos);
+                let h = madd::<W, FMA>(gamma * u_ce, bend, madd::<W, FMA>(gamma + gamma, u * g, s));
+                hess[i] = C::from_f64((factor * floored(weight * (m_gamma * h), min_hess)).to_f64());
             }
         }
+    }
+}
+
+/// Blocks of hard targets (0 or 1, no smoothing) take the short path, in
+/// the data's own compute type; others compute in float64 whatever the
+/// data type: for float32 data each rounding is then 2^29 times finer than
+/// float32's (which `gamma` multiplies in `m^gamma`: soft targets reached 11
+/// ULP in float32), and the second derivative's terms, proportional to
+/// `e = exp(-|x|)`, keep their bits below 1e-38.
+#[inline(always)]
+fn block<C: Real, const FMA: bool, const VALUE: bool, const GRAD: bool, const HESS: bool, const WEIGHTED: bool>(
+    op: &Focal<C>,
+    ins: [&[C]; NIN],
+    outs: [&mut [C]; NOUT],
+) {
+    // Without short-circuits: a branch per target, on random labels,
+    // mispredicted half the time, cost four times the loss itself.
+    let hard = op.label_smoothing == 0.0 && ins[1].iter().fold(true, |all, &y| all & ((y == C::ZERO) | (y == C::ONE)));
+    if hard {
+        elements::<C, C, FMA, VALUE, GRAD, HESS, WEIGHTED, true>(op, ins, outs)
+    } else {
+        elements::<C, f64, FMA, VALUE, GRAD, HESS, WEIGHTED, false>(op, ins, outs)
     }
 }
 

@@ -215,7 +215,7 @@ fn run<C: Real>(req: &mut LossRequest<'_>) -> Result<ExactSum, KernelError> {
                 outputs,
                 weighted,
                 scale: req.grad_scale,
-                smoothing: Smoothing::new(req.label_smoothing),
+                label_smoothing: req.label_smoothing,
                 min_hess: req.min_hess,
                 alpha: (alpha >= 0.0).then_some((alpha, 1.0 - alpha)),
                 gamma,
