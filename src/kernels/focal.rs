@@ -29,6 +29,7 @@ use super::elem::DType;
 use super::logits::Outputs;
 use super::math::{Real, Smoothing, floored, madd, sigmoid_pair, times, two_product, two_sum};
 use super::parallel::{BlockOp, NIN, NOUT};
+use super::walk::BLOCK;
 
 /// The focal loss's parameters (converted to the compute type by `block`).
 pub(crate) struct Focal<C> {
@@ -46,17 +47,24 @@ pub(crate) struct Focal<C> {
     pub compute: std::marker::PhantomData<C>,
 }
 
-/// `m^gamma = (1 - p_t)^gamma` from `x`, `e = exp(-|x|)`, `log1p_e =
-/// log1p(e)`, the target weight `near` of the larger sigmoid and
-/// `z + z_lo = near + far e` (`far` the other's), since `m = z / (1 + e)`.
+/// `gamma ln m` as an unevaluated sum `(hi, lo)`, for `m^gamma = exp(hi +
+/// lo)`, from `x`, `e = exp(-|x|)`, `log1p_e = log1p(e)`, the target weight
+/// `near` of the larger sigmoid and `z + z_lo = near + far e` (`far` the
+/// other's), since `m = z / (1 + e)`.
 ///
 /// `ln m = big + small`: where `near` is 0, `big = -|x|` (then `far` is 1
 /// and `z = e`); else `big = k ln2_hi` for `z = 2^k (1 + f)`, or 0 for hard
 /// targets (`HARD`: then `z` is 1). `big` is exact, and `gamma big` is
-/// carried exactly, as two floats, into the exponential.
+/// split exactly into `hi` and a part of `lo`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn power_of_m<W: Real, const FMA: bool, const HARD: bool>(x: W, log1p_e: W, near: W, z: W, z_lo: W, gamma: W) -> W {
+fn exponent_of_m<W: Real, const FMA: bool, const HARD: bool>(
+    x: W,
+    log1p_e: W,
+    near: W,
+    z: W,
+    z_lo: W,
+    gamma: W,
+) -> (W, W) {
     let near_zero = near == W::ZERO;
     let abs_x = if x < W::ZERO { -x } else { x };
     let (big, small) = if HARD {
@@ -68,7 +76,7 @@ fn power_of_m<W: Real, const FMA: bool, const HARD: bool>(x: W, log1p_e: W, near
         if near_zero { (-abs_x, -log1p_e) } else { (k * W::LN2_HI, log_z - log1p_e) }
     };
     let (hi, lo) = two_product::<W, FMA>(gamma, big);
-    if gamma == W::ZERO { W::ONE } else { W::exp_sum::<FMA, true>(hi, madd::<W, FMA>(gamma, small, lo)) }
+    (hi, madd::<W, FMA>(gamma, small, lo))
 }
 
 /// The focal loss's elements in the compute type `W`. `HARD`: every target
@@ -100,6 +108,12 @@ fn elements<
     let (alpha_on, (alpha, beta)) = (op.alpha.is_some(), op.alpha.unwrap_or((1.0, 1.0)));
     let (alpha, beta) = (wide(alpha), wide(beta));
     let load = |v: C| W::from_f64(v.to_f64());
+    // Three loops over the block, each with a short chain of dependent
+    // arithmetic: in one loop, the second exponential after the first and
+    // the logarithm kept so many values live across the interleaved vector
+    // iterations (.cargo/config.toml) that they spilled, at about twice the
+    // time.
+    let [mut e_of, mut ce_of, mut hi_of, mut lo_of, mut z_of] = [[W::ZERO; BLOCK]; 5];
     for i in 0..n {
         let x = load(x[i]);
         let y_i = load(y[i]);
@@ -111,7 +125,6 @@ fn elements<
         // one `log1p(e)` that `m^gamma` needs too.
         let ce = log1p_e + times(if positive { a } else { t }, if positive { x } else { -x });
         let (near, far) = if positive { (a, t) } else { (t, a) };
-        let near_zero = near == W::ZERO;
         let z = if HARD { W::ONE } else { madd::<W, FMA>(far, e, near) };
         // For float64 data, `z`'s rounding error and those of what it is
         // made of (gamma multiplies each in `m^gamma`).
@@ -124,7 +137,19 @@ fn elements<
         } else {
             W::ZERO
         };
-        let m_gamma = power_of_m::<W, FMA, HARD>(x, log1p_e, near, z, z_lo, gamma);
+        (hi_of[i], lo_of[i]) = exponent_of_m::<W, FMA, HARD>(x, log1p_e, near, z, z_lo, gamma);
+        (e_of[i], ce_of[i], z_of[i]) = (e, ce, z);
+    }
+    // m^gamma, into `hi_of`.
+    for i in 0..n {
+        hi_of[i] = if gamma == W::ZERO { W::ONE } else { W::exp_sum::<FMA, true>(hi_of[i], lo_of[i]) };
+    }
+    for i in 0..n {
+        let (x, e, ce, z, m_gamma) = (load(x[i]), e_of[i], ce_of[i], z_of[i], hi_of[i]);
+        let y_i = load(y[i]);
+        let (a, t) = if HARD { (W::ONE - y_i, y_i) } else { smoothing.complement_and_target::<FMA>(y_i) };
+        let positive = x >= W::ZERO;
+        let near_zero = (if positive { a } else { t }) == W::ZERO;
         let alpha_t = if alpha_on { madd::<W, FMA>(alpha, t, beta * a) } else { W::ONE };
         let weight = if WEIGHTED { load(w[i]) * alpha_t } else { alpha_t };
         if VALUE {
