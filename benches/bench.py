@@ -600,9 +600,10 @@ def _torchvision_focal(threads: int) -> Optional[Callable[[np.ndarray, np.ndarra
     return make
 
 
-def _extension_calls(x: np.ndarray, y: np.ndarray) -> Dict[str, Callable[[], Any]]:
+def _extension_calls(x: np.ndarray, y: np.ndarray, soft: np.ndarray) -> Dict[str, Callable[[], Any]]:
     g, h = np.empty_like(x), np.empty_like(x)
     return {
+        "focal, soft targets": lambda: fb.sigmoid_focal_loss_value_and_grad(x, soft, reduction="mean", out=g),
         "value_and_grad": lambda: fb.binary_cross_entropy_with_logits_value_and_grad(x, y, out=g),
         "grad_and_hess": lambda: fb.binary_cross_entropy_with_logits_grad_and_hess(x, y, out=(g, h)),
         "focal value_and_grad": lambda: fb.sigmoid_focal_loss_value_and_grad(x, y, reduction="mean", out=g),
@@ -613,8 +614,9 @@ def _extension_calls(x: np.ndarray, y: np.ndarray) -> Dict[str, Callable[[], Any
 def extensions(repeats: int, dtypes: List[Any], sizes: List[int], threads: int) -> str:
     """The second derivatives and the focal loss against the loss and
     gradient they extend, all into out=: grad_and_hess against
-    value_and_grad, the focal value_and_grad against the plain one, and
-    against NumPy's and (when installed) torchvision's focal loss."""
+    value_and_grad, the focal value_and_grad (hard targets, 30% positive;
+    and soft ones) against the plain one, and against NumPy's and (when
+    installed) torchvision's focal loss."""
     rows = []
     rng = np.random.default_rng(0)
     torchvision = _torchvision_focal(threads)
@@ -622,7 +624,8 @@ def extensions(repeats: int, dtypes: List[Any], sizes: List[int], threads: int) 
         for n in sizes:
             x = (rng.standard_normal(n) * 3).astype(dtype)
             y = (rng.random(n) < 0.3).astype(dtype)
-            fns = _extension_calls(x, y)
+            soft = rng.random(n).astype(dtype)
+            fns = _extension_calls(x, y, soft)
             if torchvision is not None:
                 fns["torchvision focal"] = torchvision(x, y)
             with fb.num_threads(threads):
@@ -632,6 +635,7 @@ def extensions(repeats: int, dtypes: List[Any], sizes: List[int], threads: int) 
                 fmt_time(plain),
                 f"{fmt_time(times['grad_and_hess'])} ({times['grad_and_hess'] / plain:.2f})",
                 f"{fmt_time(focal)} ({focal / plain:.2f})",
+                f"{fmt_time(times['focal, soft targets'])} ({times['focal, soft targets'] / plain:.2f})",
                 f"{fmt_time(times['numpy focal'])} ({times['numpy focal'] / focal:.1f}×)",
                 f"{fmt_time(times['torchvision focal'])} ({times['torchvision focal'] / focal:.1f}×)"
                 if "torchvision focal" in times
@@ -645,6 +649,7 @@ def extensions(repeats: int, dtypes: List[Any], sizes: List[int], threads: int) 
         "value_and_grad",
         "grad_and_hess (÷ value_and_grad)",
         "focal value_and_grad (÷ value_and_grad)",
+        "focal, soft targets (÷ value_and_grad)",
         "NumPy focal (× focal)",
         "torchvision focal fwd+bwd (× focal)",
     ]
