@@ -111,8 +111,8 @@ fn elements<
     // Three loops over the block, each with a short chain of dependent
     // arithmetic: in one loop, the second exponential after the first and
     // the logarithm kept so many values live across the interleaved vector
-    // iterations (.cargo/config.toml) that they spilled, at about twice the
-    // time.
+    // iterations (.cargo/config.toml) that they spilled to memory
+    // (docs/numerics.md).
     let [mut e_of, mut ce_of, mut hi_of, mut lo_of, mut z_of] = [[W::ZERO; BLOCK]; 5];
     for i in 0..n {
         let x = load(x[i]);
@@ -193,8 +193,8 @@ fn block<C: Real, const FMA: bool, const VALUE: bool, const GRAD: bool, const HE
     ins: [&[C]; NIN],
     outs: [&mut [C]; NOUT],
 ) {
-    // Without short-circuits: a branch per target, on random labels,
-    // mispredicted half the time, cost four times the loss itself.
+    // Without short-circuits: a branch per target, on random labels, is
+    // mispredicted half the time, and costs more than the loss itself.
     let hard = op.label_smoothing == 0.0 && ins[1].iter().fold(true, |all, &y| all & ((y == C::ZERO) | (y == C::ONE)));
     if hard {
         elements::<C, C, FMA, VALUE, GRAD, HESS, WEIGHTED, true>(op, ins, outs)

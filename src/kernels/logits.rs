@@ -57,8 +57,8 @@ fn block<
     let (scale, smoothing, min_hess) = (op.scale, op.smoothing, op.min_hess);
     for i in 0..n {
         let x = x[i];
-        // (Two fused multiply-adds more per element: measured 10-15%
-        // of the float64 loss and gradient, so only where asked for.)
+        // (Two fused multiply-adds more per element, a cost the float64
+        // loss and gradient feel: only where asked for.)
         let (a, t) = if SMOOTH { smoothing.complement_and_target::<FMA>(y[i]) } else { (C::ONE - y[i], y[i]) };
         let b = if POS_WEIGHT { p[i] * t } else { t };
         // With b = t, a + b is 1 (exactly, mathematically; use it so).
