@@ -113,6 +113,7 @@ fn elements<
     // the logarithm kept so many values live across the interleaved vector
     // iterations (.cargo/config.toml) that they spilled to memory
     // (docs/numerics.md).
+    // (A block op gets at most BLOCK elements: `Walk::run` cuts them so.)
     let [mut e_of, mut ce_of, mut hi_of, mut lo_of, mut z_of] = [[W::ZERO; BLOCK]; 5];
     for i in 0..n {
         let x = load(x[i]);
