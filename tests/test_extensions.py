@@ -206,3 +206,37 @@ def test_bad_out_pairs_raise():
         fb.binary_cross_entropy_with_logits_grad_and_hess(x, x, out=(same, same))
     with pytest.raises(ValueError, match=r"^out has shape \(3,\)"):
         fb.binary_cross_entropy_with_logits_hess(x, x, out=np.zeros(3))
+
+
+def test_declined_calls_give_the_same_bits():
+    # Lists and big-endian arrays are converted by Python, then computed by
+    # the same native call: the same results as native arrays.
+    x = np.array([-3.0, -0.5, 0.0, 2.0, 40.0])
+    y = np.array([1.0, 0.0, 0.3, 1.0, 0.0])
+    big_endian = x.astype(">f8")
+    for fn, kwargs in [
+        (fb.binary_cross_entropy_with_logits_hess, {"pos_weight": 2.0, "label_smoothing": 0.1}),
+        (fb.sigmoid_focal_loss, {"gamma": 0.5}),
+        (fb.sigmoid_focal_loss_hess, {"min_hess": 0.0}),
+    ]:
+        want = fn(x, y, **kwargs)
+        np.testing.assert_array_equal(fn(x.tolist(), y.tolist(), **kwargs), want)
+        np.testing.assert_array_equal(fn(big_endian, y, **kwargs), want)
+    want_g, want_h = fb.sigmoid_focal_loss_grad_and_hess(x, y)
+    got_g, got_h = fb.sigmoid_focal_loss_grad_and_hess(x.tolist(), y)
+    np.testing.assert_array_equal(got_g, want_g)
+    np.testing.assert_array_equal(got_h, want_h)
+
+
+def test_outputs_overlapping_the_input_in_part_are_computed_apart():
+    y = np.ones(10)
+    want_g, want_h = fb.binary_cross_entropy_with_logits_grad_and_hess(np.linspace(-3, 3, 11)[:-1], y)
+    buf = np.linspace(-3, 3, 11)
+    h = np.empty(10)
+    g, h2 = fb.binary_cross_entropy_with_logits_grad_and_hess(buf[:-1], y, out=(buf[1:], h))
+    assert h2 is h and np.shares_memory(g, buf)
+    np.testing.assert_array_equal(buf[1:], want_g)
+    np.testing.assert_array_equal(h, want_h)
+    buf = np.linspace(-3, 3, 11)
+    fb.sigmoid_focal_loss_hess(buf[:-1], y, out=buf[1:])
+    np.testing.assert_array_equal(buf[1:], fb.sigmoid_focal_loss_hess(np.linspace(-3, 3, 11)[:-1], y))
