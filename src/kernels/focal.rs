@@ -26,7 +26,7 @@
 
 use super::KernelError;
 use super::elem::DType;
-use super::logits::Outputs;
+use super::logits::{Outputs, with_outputs};
 use super::math::{Real, Smoothing, floored, madd, sigmoid_pair, times, two_product, two_sum};
 use super::parallel::{BlockOp, NIN, NOUT};
 use super::walk::BLOCK;
@@ -222,14 +222,7 @@ impl<C: Real> Focal<C> {
 impl<C: Real> BlockOp<C> for Focal<C> {
     #[inline(always)]
     fn apply<const FMA: bool>(&self, ins: [&[C]; NIN], outs: [&mut [C]; NOUT]) -> Result<(), KernelError> {
-        match self.outputs {
-            Outputs { value: true, grad: false, hess: false } => self.run::<FMA, true, false, false>(ins, outs),
-            Outputs { value: false, grad: true, hess: false } => self.run::<FMA, false, true, false>(ins, outs),
-            Outputs { value: true, grad: true, hess: false } => self.run::<FMA, true, true, false>(ins, outs),
-            Outputs { value: false, hess: true, .. } => self.run::<FMA, false, true, true>(ins, outs),
-            Outputs { value: true, hess: true, .. } => self.run::<FMA, true, true, true>(ins, outs),
-            Outputs { value: false, grad: false, hess: false } => {}
-        }
+        with_outputs!(self.outputs, |VALUE, GRAD, HESS| self.run::<FMA, VALUE, GRAD, HESS>(ins, outs));
         Ok(())
     }
 }

@@ -20,6 +20,33 @@ pub(crate) struct Outputs {
     pub hess: bool,
 }
 
+/// Evaluates `$body` with the consts `$value`, `$grad` and `$hess` set
+/// from `$outputs`, for a block function's const parameters. A second
+/// derivative alone is computed with the gradient (which it needs most
+/// of), written to scratch: one variant fewer.
+macro_rules! with_outputs {
+    ($outputs:expr, |$value:ident, $grad:ident, $hess:ident| $body:expr) => {{
+        use $crate::kernels::logits::Outputs;
+        macro_rules! case {
+            ($v:literal, $g:literal, $h:literal) => {{
+                const $value: bool = $v;
+                const $grad: bool = $g;
+                const $hess: bool = $h;
+                $body
+            }};
+        }
+        match $outputs {
+            Outputs { value: true, grad: false, hess: false } => case!(true, false, false),
+            Outputs { value: false, grad: true, hess: false } => case!(false, true, false),
+            Outputs { value: true, grad: true, hess: false } => case!(true, true, false),
+            Outputs { value: false, hess: true, .. } => case!(false, true, true),
+            Outputs { value: true, hess: true, .. } => case!(true, true, true),
+            Outputs { value: false, grad: false, hess: false } => case!(false, false, false),
+        }
+    }};
+}
+pub(crate) use with_outputs;
+
 pub(crate) struct Logits<C> {
     pub outputs: Outputs,
     /// A pos_weight is given.
@@ -111,16 +138,7 @@ impl<C: Real> Logits<C> {
 impl<C: Real> BlockOp<C> for Logits<C> {
     #[inline(always)]
     fn apply<const FMA: bool>(&self, ins: [&[C]; NIN], outs: [&mut [C]; NOUT]) -> Result<(), KernelError> {
-        // A second derivative alone is computed with the gradient (which it
-        // needs most of), written to scratch: one variant fewer.
-        match self.outputs {
-            Outputs { value: true, grad: false, hess: false } => self.run::<FMA, true, false, false>(ins, outs),
-            Outputs { value: false, grad: true, hess: false } => self.run::<FMA, false, true, false>(ins, outs),
-            Outputs { value: true, grad: true, hess: false } => self.run::<FMA, true, true, false>(ins, outs),
-            Outputs { value: false, hess: true, .. } => self.run::<FMA, false, true, true>(ins, outs),
-            Outputs { value: true, hess: true, .. } => self.run::<FMA, true, true, true>(ins, outs),
-            Outputs { value: false, grad: false, hess: false } => {}
-        }
+        with_outputs!(self.outputs, |VALUE, GRAD, HESS| self.run::<FMA, VALUE, GRAD, HESS>(ins, outs));
         Ok(())
     }
 }

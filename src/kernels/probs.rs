@@ -9,7 +9,7 @@
 //! gradient's denominator.
 
 use super::KernelError;
-use super::logits::Outputs;
+use super::logits::{Outputs, with_outputs};
 use super::math::{Real, Smoothing, floored, ln_one_minus, ln_unit, select_max};
 use super::parallel::{BlockOp, NIN, NOUT};
 
@@ -78,14 +78,8 @@ fn block<C: Real, const FMA: bool, const VALUE: bool, const GRAD: bool, const HE
 impl<C: Real> BlockOp<C> for Probabilities<C> {
     #[inline(always)]
     fn apply<const FMA: bool>(&self, ins: [&[C]; NIN], outs: [&mut [C]; NOUT]) -> Result<(), KernelError> {
-        match self.outputs {
-            Outputs { value: true, grad: true, hess: false } => block::<C, FMA, true, true, false>(self, ins, outs),
-            Outputs { value: true, grad: false, hess: false } => block::<C, FMA, true, false, false>(self, ins, outs),
-            Outputs { value: false, grad: true, hess: false } => block::<C, FMA, false, true, false>(self, ins, outs),
-            Outputs { value: false, grad: false, hess: false } => block::<C, FMA, false, false, false>(self, ins, outs),
-            Outputs { value: false, hess: true, .. } => block::<C, FMA, false, true, true>(self, ins, outs),
-            Outputs { value: true, hess: true, .. } => block::<C, FMA, true, true, true>(self, ins, outs),
-        }
+        // (Without outputs, the block only checks the ranges.)
+        with_outputs!(self.outputs, |VALUE, GRAD, HESS| block::<C, FMA, VALUE, GRAD, HESS>(self, ins, outs))
     }
 }
 
